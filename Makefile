@@ -1,0 +1,57 @@
+# The README's first two commands, `make demo` and `make test`, must work on a fresh
+# Debian machine as root: every target installs what it needs and is safe to run twice.
+
+PYTHON      ?= python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed
+# Debian packages: the FUSE 3 runtime the binding loads (libfuse3-3) and its fusermount3
+# (fuse3), and the ordinary tools the demo and the tests drive the mount with.
+APT_PACKAGES := fuse3 libfuse3-3 attr jq rsync vim gcc libc6-dev tar
+
+.PHONY: all sysdeps venv demo test lint typecheck pytest bench stress clean
+
+all: test
+
+sysdeps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "need root to install:$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+venv: sysdeps $(STAMP)
+
+demo: venv
+	bash examples/demo.sh
+
+lint: venv
+	$(BIN)/ruff check src tests bench examples
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/python -m pytest
+
+test: venv
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python bench/run.py
+
+stress: venv
+	$(BIN)/python -m pytest -m stress_long tests/stress -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,95 @@
+"""The one exception hierarchy of resultsfs.
+
+Every error derives from :class:`ResultsError` and also from the builtin exception that
+``results_manager`` raised in the same situation, so code written against that library keeps
+catching what it caught (``FileNotFoundError``, ``FileExistsError``, ``ValueError``, ...).
+Each message names the result ID or path and the reason. Errors pickle, so they cross process
+pools unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ResultsError(Exception):
+    """Base of every error raised by resultsfs."""
+
+    def __init__(self, message: str, *, result_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.result_id = result_id
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.result_id))
+
+
+def _rebuild(cls: type[ResultsError], message: str, result_id: str | None) -> ResultsError:
+    return cls(message, result_id=result_id)
+
+
+class InvalidResultIdError(ResultsError, ValueError):
+    """A result ID (or a path through the mount) that cannot name a result."""
+
+
+class ResultNotFoundError(ResultsError, FileNotFoundError):
+    """No result is stored under the ID."""
+
+
+class ResultExistsError(ResultsError, FileExistsError):
+    """A result is already stored under the ID and the set behaviour forbids replacing it."""
+
+
+class ResultConflictError(ResultExistsError):
+    """``RAISE_IF_DIFFERENT``: a different result (type, namespace or data) is stored."""
+
+
+class ModelNotRegisteredError(ResultsError, ValueError):
+    """A model type name (or class) is not in the registry where it was looked for."""
+
+
+class ModelConflictError(ResultsError, ValueError):
+    """Registry misuse: a name taken by another class, or an ambiguous namespace."""
+
+
+class ModelLoadError(ResultsError, ImportError):
+    """A ``--models`` module or file could not be imported."""
+
+
+class CorruptResultError(ResultsError, ValueError):
+    """A stored file (or submitted bytes) is not a readable result envelope."""
+
+
+class ResultValidationError(ResultsError, ValueError):
+    """Result data does not validate against its model; the pydantic error is the cause."""
+
+
+class ResultTooLargeError(ResultsError, ValueError):
+    """A result is larger than the store's size limit."""
+
+
+class ResultLockedError(ResultsError, ValueError):
+    """Another holder has a lease on the result (``ValueError`` as in Prefect's record store)."""
+
+
+class LockNotHeldError(ResultsError, ValueError):
+    """Releasing a lease that the caller does not hold (or that has expired)."""
+
+
+class LockTimeoutError(ResultsError, TimeoutError):
+    """Waiting for a lease or for the short per-result file lock took too long."""
+
+
+class UnsafePathError(ResultsError, PermissionError):
+    """A path inside the store leads elsewhere (a planted symlink, a non-directory)."""
+
+
+class StoreNotFoundError(ResultsError, FileNotFoundError):
+    """The store's base directory does not exist and may not be created."""
+
+
+class ReadOnlyStoreError(ResultsError, PermissionError):
+    """A change was asked of a store opened read-only."""

@@ -1,0 +1,129 @@
+"""Result IDs and the relative paths that store them; the only place that validates IDs.
+
+A result ID is a ``/``-joined string (``"sweep3/lr0.1/seed7"``) or a sequence of parts
+(``["sweep3", "lr0.1", "seed7"]``). Result ``a/b/c`` is stored at ``a/b/c.json`` under the
+store. The rules below make every valid ID name exactly one path inside the store, so that no
+ID can reach outside it and no two IDs share a file:
+
+* no empty ID, no empty part (``"a//b"`` is an error, not an alias of ``"a/b"``);
+* no ``.``/``..``, no absolute path, no part starting with ``.`` (the store's own files,
+  temp files and lock records all start with ``.``);
+* no NUL, ``/`` inside a part, or other control character (newlines break every line-based
+  tool that lists IDs);
+* text only: a part must encode to UTF-8 (lone surrogates, i.e. undecodable file names,
+  are refused);
+* a directory part may not end in ``.json`` (it would collide with the file of a result);
+* a part is at most :data:`MAX_PART_BYTES` bytes in UTF-8, so ``part.json`` fits the
+  255-byte name limit of common filesystems.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from resultsfs.errors import InvalidResultIdError
+
+#: What callers may pass as a result ID.
+ResultId = str | Sequence[str]
+
+#: The suffix of a result's file.
+SUFFIX = ".json"
+
+#: The usual NAME_MAX (ext4, xfs, btrfs, tmpfs) less the length of :data:`SUFFIX`.
+MAX_PART_BYTES = 255 - len(SUFFIX)
+
+#: Parts nested deeper than this are refused (PATH_MAX is 4096; this keeps well inside it).
+MAX_DEPTH = 64
+
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/]")
+
+
+def _fail(shown: object, reason: str) -> InvalidResultIdError:
+    return InvalidResultIdError(f"invalid result ID {shown!r}: {reason}", result_id=str(shown))
+
+
+def check_part(part: str, *, is_last: bool, shown: object) -> None:
+    """Raise :class:`InvalidResultIdError` unless ``part`` may be one part of an ID."""
+    if not isinstance(part, str):
+        raise _fail(shown, f"part {part!r} is not a string")
+    if part == "":
+        raise _fail(shown, "empty part (IDs have no empty parts and no '//')")
+    if part in (".", ".."):
+        raise _fail(shown, f"part {part!r} is not allowed")
+    if part.startswith("."):
+        raise _fail(shown, f"part {part!r} starts with '.', which is reserved for the store")
+    bad = _FORBIDDEN.search(part)
+    if bad:
+        raise _fail(shown, f"part {part!r} contains the character {bad.group()!r}")
+    try:
+        size = len(part.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _fail(shown, f"part {part!r} is not valid text (undecodable bytes)") from None
+    if size > MAX_PART_BYTES:
+        raise _fail(shown, f"part is {size} bytes long, over the limit of {MAX_PART_BYTES}")
+    if not is_last and part.endswith(SUFFIX):
+        raise _fail(shown, f"directory part {part!r} ends in {SUFFIX!r}")
+
+
+def id_parts(result_id: ResultId) -> tuple[str, ...]:
+    """Return the validated parts of ``result_id``."""
+    if isinstance(result_id, str):
+        if result_id.startswith("/"):
+            raise _fail(result_id, "absolute paths are not IDs")
+        parts: tuple[str, ...] = tuple(result_id.split("/"))
+    elif isinstance(result_id, Sequence):
+        parts = tuple(result_id)
+    else:
+        raise _fail(result_id, f"an ID is a string or a list of strings, not {type(result_id)}")
+    if not parts or parts == ("",):
+        raise _fail(result_id, "empty ID")
+    if len(parts) > MAX_DEPTH:
+        raise _fail(result_id, f"{len(parts)} parts, over the limit of {MAX_DEPTH}")
+    last = len(parts) - 1
+    for index, part in enumerate(parts):
+        check_part(part, is_last=index == last, shown=result_id)
+    return parts
+
+
+def normalize_id(result_id: ResultId) -> str:
+    """Return the canonical ``/``-joined form of ``result_id``."""
+    return "/".join(id_parts(result_id))
+
+
+def prefix_parts(prefix: ResultId) -> tuple[str, ...]:
+    """Validate a prefix (an ID read as a directory); a trailing ``/`` is allowed."""
+    if isinstance(prefix, str) and prefix.endswith("/") and len(prefix) > 1:
+        prefix = prefix[:-1]
+    parts = id_parts(prefix)
+    for part in parts:
+        # As a directory, even the last part may not end in the result suffix.
+        check_part(part, is_last=False, shown=prefix)
+    return parts
+
+
+def id_to_relpath(result_id: ResultId) -> str:
+    """``"a/b/c"`` -> ``"a/b/c.json"``, relative to the store."""
+    return normalize_id(result_id) + SUFFIX
+
+
+def result_name_to_part(name: str) -> str | None:
+    """The ID part named by a directory entry, or ``None`` if the entry is not a result.
+
+    ``"seed7.json"`` -> ``"seed7"``; ``".x.json"``, ``"x.json.tmp"``, ``"x.json~"`` -> ``None``.
+    """
+    if not name.endswith(SUFFIX):
+        return None
+    part = name[: -len(SUFFIX)]
+    if not is_valid_part(part, is_last=True):
+        return None
+    return part
+
+
+def is_valid_part(part: str, *, is_last: bool) -> bool:
+    """True if ``part`` passes :func:`check_part`."""
+    try:
+        check_part(part, is_last=is_last, shown=part)
+    except InvalidResultIdError:
+        return False
+    return True

@@ -1,0 +1,200 @@
+"""The namespaced model registry, API-compatible with ``results_manager.model_registry``.
+
+Stored results name their model by class name and namespace; the registry maps those names
+back to pydantic classes so that results validate on the way in and out. It is process-wide
+(models register themselves at import time with :func:`register_model`) and thread-safe.
+:func:`load_models` imports the modules or files that register a user's models; this is how
+the CLI and the mount daemon learn them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, overload
+
+from pydantic import BaseModel
+
+from resultsfs.errors import ModelConflictError, ModelLoadError, ModelNotRegisteredError
+
+DEFAULT_NAMESPACE = "default"
+
+ModelT = TypeVar("ModelT", bound=type[BaseModel])
+
+_lock = threading.RLock()
+# namespace -> model type name -> class
+_registry: dict[str, dict[str, type[BaseModel]]] = {}
+
+
+def _register(model_class: type[BaseModel], namespace: str) -> None:
+    if not (isinstance(model_class, type) and issubclass(model_class, BaseModel)):
+        raise ModelConflictError(f"cannot register {model_class!r}: not a pydantic BaseModel class")
+    if not isinstance(namespace, str) or not namespace:
+        raise ModelConflictError(f"cannot register {model_class.__name__}: bad namespace {namespace!r}")
+    name = model_class.__name__
+    with _lock:
+        models = _registry.setdefault(namespace, {})
+        taken = models.get(name)
+        if taken is not None and taken is not model_class:
+            raise ModelConflictError(
+                f"cannot register {model_class.__module__}.{model_class.__qualname__} as "
+                f"{name!r} in namespace {namespace!r}: that name is taken by "
+                f"{taken.__module__}.{taken.__qualname__}"
+            )
+        models[name] = model_class
+
+
+@overload
+def register_model(model_or_namespace: ModelT, namespace: str = ...) -> ModelT: ...
+@overload
+def register_model(
+    model_or_namespace: str | None = None, namespace: str | None = None
+) -> Callable[[ModelT], ModelT]: ...
+
+
+def register_model(model_or_namespace: Any = None, namespace: str | None = None) -> Any:
+    """Register a model class, usable in every way ``results_manager`` allowed.
+
+    ``@register_model``, ``@register_model(namespace="x")``, ``@register_model("x")`` and
+    ``register_model(Model, namespace="x")`` all work. Registering the same class again is a
+    no-op; registering a different class under a taken name raises
+    :class:`ModelConflictError`.
+    """
+    if isinstance(model_or_namespace, type):
+        _register(model_or_namespace, namespace or DEFAULT_NAMESPACE)
+        return model_or_namespace
+    chosen = namespace if namespace is not None else model_or_namespace
+    chosen = chosen if chosen is not None else DEFAULT_NAMESPACE
+
+    def decorator(model_class: ModelT) -> ModelT:
+        _register(model_class, chosen)
+        return model_class
+
+    return decorator
+
+
+def get_model_class(model_name: str, namespace: str = DEFAULT_NAMESPACE) -> type[BaseModel] | None:
+    """The class registered as ``model_name`` in ``namespace``, or ``None``."""
+    with _lock:
+        return _registry.get(namespace, {}).get(model_name)
+
+
+def find_model_namespace(model_class: type[BaseModel], strict: bool = False) -> str | None:
+    """The namespace ``model_class`` is registered in, or ``None`` if it is in none.
+
+    A class registered in several namespaces gives the first non-default one, or raises
+    :class:`ModelConflictError` if ``strict``.
+    """
+    with _lock:
+        found = [ns for ns, models in _registry.items() if models.get(model_class.__name__) is model_class]
+    if not found:
+        return None
+    if len(found) == 1:
+        return found[0]
+    if strict:
+        raise ModelConflictError(
+            f"model {model_class.__name__} is registered in several namespaces "
+            f"({', '.join(sorted(found))}); pass namespace= to choose one"
+        )
+    non_default = [ns for ns in found if ns != DEFAULT_NAMESPACE]
+    return non_default[0] if non_default else found[0]
+
+
+def find_model_in_all_namespaces(model_name: str) -> list[tuple[str, type[BaseModel]]]:
+    """Every ``(namespace, class)`` registered under ``model_name``."""
+    with _lock:
+        return [(ns, models[model_name]) for ns, models in _registry.items() if model_name in models]
+
+
+def resolve_model(model_name: str, namespace: str | None) -> type[BaseModel]:
+    """The class for a stored result: its own namespace first, then any namespace.
+
+    This is the lookup ``get`` and the mount use; raises :class:`ModelNotRegisteredError`.
+    """
+    if namespace is not None:
+        found = get_model_class(model_name, namespace)
+        if found is not None:
+            return found
+    matches = find_model_in_all_namespaces(model_name)
+    if matches:
+        return matches[0][1]
+    where = f"namespace {namespace!r} or any other" if namespace is not None else "any namespace"
+    raise ModelNotRegisteredError(f"model type {model_name!r} is not registered in {where}")
+
+
+def get_namespaces() -> list[str]:
+    """Every namespace that has at least one model, sorted."""
+    with _lock:
+        return sorted(ns for ns, models in _registry.items() if models)
+
+
+def get_models_in_namespace(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+    """The model type names registered in ``namespace``, sorted."""
+    with _lock:
+        return sorted(_registry.get(namespace, {}))
+
+
+def clear_registry(namespace: str | None = None) -> None:
+    """Forget every model, or only those of ``namespace``."""
+    with _lock:
+        if namespace is None:
+            _registry.clear()
+        else:
+            _registry.pop(namespace, None)
+
+
+def load_models(spec: str) -> None:
+    """Import ``spec`` so that the models it defines register themselves.
+
+    ``spec`` is a dotted module path (``mypkg.models``) or the path of a ``.py`` file. A file is
+    imported once per process under a name derived from its absolute path, so loading it twice
+    does not register new classes that would clash with the first ones.
+    """
+    if spec.endswith(".py") or "/" in spec:
+        path = Path(spec).expanduser().resolve()
+        if not path.is_file():
+            raise ModelLoadError(f"cannot load models from {spec!r}: no such file")
+        digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+        module_name = f"_resultsfs_models_{path.stem}_{digest}"
+        if module_name in sys.modules:
+            return
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ModelLoadError(f"cannot load models from {spec!r}: not an importable file")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException as exc:
+            del sys.modules[module_name]
+            raise ModelLoadError(f"cannot load models from {spec!r}: {type(exc).__name__}: {exc}") from exc
+        return
+    try:
+        importlib.import_module(spec)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load models from module {spec!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def require_registered(model_class: type[BaseModel], namespace: str | None) -> str:
+    """The namespace a result of ``model_class`` is stored under; the class must be registered.
+
+    With ``namespace`` given, the class must be registered there; otherwise its namespace is
+    found with :func:`find_model_namespace` (``strict`` ambiguity errors are the caller's).
+    """
+    if namespace is not None:
+        if get_model_class(model_class.__name__, namespace) is not model_class:
+            raise ModelNotRegisteredError(
+                f"model {model_class.__name__} is not registered in namespace {namespace!r}"
+            )
+        return namespace
+    found = find_model_namespace(model_class)
+    if found is None:
+        raise ModelNotRegisteredError(
+            f"model {model_class.__name__} is not registered; decorate it with @register_model"
+        )
+    return found

@@ -1,0 +1,142 @@
+"""Access to the backing directory that can never leave it.
+
+Every path is resolved from a file descriptor of the store's base directory, one component
+at a time, with ``O_NOFOLLOW``: a symlink planted anywhere in the store (pointing outside, or
+looping) is refused with :class:`UnsafePathError` instead of being followed, and replacing or
+renaming the base directory while a store is open cannot redirect it. The final component is
+opened or stat'ed without following links too. IDs are validated before they get here
+(:mod:`resultsfs.ids`); this module is the second wall.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from resultsfs.errors import UnsafePathError
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class BackingTree:
+    """The store's base directory, held open, and safe relative access below it."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.base_fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        """Release the directory descriptor."""
+        if self.base_fd >= 0:
+            os.close(self.base_fd)
+            self.base_fd = -1
+
+    def _unsafe(self, parts: Sequence[str], index: int) -> UnsafePathError:
+        shown = "/".join(parts[: index + 1])
+        return UnsafePathError(
+            f"{self.base / shown}: is a symlink or not a directory; the store never follows links"
+        )
+
+    def open_dir(self, parts: Sequence[str], *, create: bool = False) -> int:
+        """A new descriptor of directory ``parts`` (the caller closes it).
+
+        Missing directories raise ``FileNotFoundError`` or, with ``create``, are made.
+        """
+        fd = os.dup(self.base_fd)
+        try:
+            for index, part in enumerate(parts):
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with suppress(FileExistsError):
+                        os.mkdir(part, 0o777, dir_fd=fd)
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise self._unsafe(parts, index) from exc
+                    raise
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @contextmanager
+    def directory(self, parts: Sequence[str], *, create: bool = False) -> Iterator[int]:
+        """:meth:`open_dir` as a context manager; the base itself costs no syscall."""
+        if not parts:
+            yield self.base_fd
+            return
+        fd = self.open_dir(parts, create=create)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def lstat(self, parts: Sequence[str]) -> os.stat_result:
+        """``lstat`` of ``parts`` (any kind of entry); ``FileNotFoundError`` if missing."""
+        if not parts:
+            return os.fstat(self.base_fd)
+        with self.directory(parts[:-1]) as dir_fd:
+            return os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
+
+    def read_file(self, parts: Sequence[str], limit: int) -> tuple[bytes, os.stat_result]:
+        """The content and stat of regular file ``parts``, read in full.
+
+        A file larger than ``limit`` bytes raises ``EFBIG`` before any of it is read; a
+        symlink raises :class:`UnsafePathError`; a non-regular file ``EISDIR``/``EINVAL``.
+        """
+        with self.directory(parts[:-1]) as dir_fd:
+            try:
+                fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise self._unsafe(parts, len(parts) - 1) from exc
+                raise
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                code = errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL
+                raise OSError(code, os.strerror(code), str(self.base.joinpath(*parts)))
+            if st.st_size > limit:
+                raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(self.base.joinpath(*parts)))
+            chunks = []
+            total = 0
+            # Ask for one byte more than the size: a file that grew meanwhile is read in full.
+            while chunk := os.read(fd, max(st.st_size + 1 - total, 65536)):
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > limit:
+                    raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(self.base.joinpath(*parts)))
+            return b"".join(chunks), st
+        finally:
+            os.close(fd)
+
+    def remove_empty_dirs(self, parts: Sequence[str]) -> None:
+        """Remove directory ``parts`` and then its parents while they are empty.
+
+        ``rmdir`` is atomic and fails on a non-empty directory, so a concurrent writer that has
+        created a file in one of them keeps it; writers retry when their directory vanished
+        between ``mkdir`` and creating their temp file (see :meth:`ResultStore.set`).
+        """
+        parts = list(parts)
+        while parts:
+            with self.directory(parts[:-1]) as dir_fd:
+                try:
+                    os.rmdir(parts[-1], dir_fd=dir_fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT, errno.EBUSY):
+                        return
+                    raise
+            parts.pop()
+
+    def path(self, parts: Sequence[str]) -> Path:
+        """The path of ``parts`` for messages (never for I/O)."""
+        return self.base.joinpath(*parts)
