@@ -35,9 +35,13 @@ class Envelope:
 
 
 def encode(model_type: str, namespace: str, data: Any) -> bytes:
-    """Canonical bytes of an envelope: JSON, indent 2, ASCII, trailing newline."""
+    """Canonical bytes of an envelope: JSON, indent 2, ASCII, trailing newline.
+
+    Raises ``ValueError`` for NaN and infinities, which are not JSON (``jq`` and most
+    readers refuse them) although Python's ``json`` would write them.
+    """
     record = {"model_type": model_type, "namespace": namespace, "data": data}
-    return (json.dumps(record, indent=2) + "\n").encode("ascii")
+    return (json.dumps(record, indent=2, allow_nan=False) + "\n").encode("ascii")
 
 
 def encode_model(model: BaseModel, namespace: str) -> tuple[Envelope, bytes]:

@@ -91,17 +91,6 @@ def normalize_id(result_id: ResultId) -> str:
     return "/".join(id_parts(result_id))
 
 
-def prefix_parts(prefix: ResultId) -> tuple[str, ...]:
-    """Validate a prefix (an ID read as a directory); a trailing ``/`` is allowed."""
-    if isinstance(prefix, str) and prefix.endswith("/") and len(prefix) > 1:
-        prefix = prefix[:-1]
-    parts = id_parts(prefix)
-    for part in parts:
-        # As a directory, even the last part may not end in the result suffix.
-        check_part(part, is_last=False, shown=prefix)
-    return parts
-
-
 def id_to_relpath(result_id: ResultId) -> str:
     """``"a/b/c"`` -> ``"a/b/c.json"``, relative to the store."""
     return normalize_id(result_id) + SUFFIX

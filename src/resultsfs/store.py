@@ -29,7 +29,6 @@ from resultsfs import atomic, envelope, ids, registry
 from resultsfs.envelope import Envelope
 from resultsfs.errors import (
     CorruptResultError,
-    InvalidResultIdError,
     ModelNotRegisteredError,
     ReadOnlyStoreError,
     ResultConflictError,
@@ -287,15 +286,17 @@ class ResultStore:
         return sorted(self.iter_ids(prefix))
 
     def iter_ids(self, prefix: ResultId | None = None) -> Iterator[str]:
-        """The IDs of :meth:`list_ids`, unsorted, as the directory walk finds them."""
+        """The IDs of :meth:`list_ids`, unsorted, as the directory walk finds them.
+
+        A string prefix ending in ``/`` means only what is below it, not the result itself.
+        """
         parts: tuple[str, ...] = ()
         if prefix is not None:
-            parts = ids.id_parts(prefix)
-            if self._result_stat(parts) is not None:
+            below_only = isinstance(prefix, str) and prefix.endswith("/") and prefix != "/"
+            parts = ids.id_parts(prefix[:-1] if below_only else prefix)
+            if not below_only and self._result_stat(parts) is not None:
                 yield "/".join(parts)
-            try:
-                ids.prefix_parts(prefix)
-            except InvalidResultIdError:
+            if not ids.is_valid_part(parts[-1], is_last=False):
                 return  # "a.json" can name a result but not a directory
         yield from self._walk(list(parts))
 
@@ -360,9 +361,7 @@ class ResultStore:
                 f"in namespace {namespace!r}",
                 result_id=rid,
             )
-        env, raw = envelope.encode_model(data, namespace)
-        # What is stored must read back: a model whose JSON dump does not validate is refused now.
-        _validate(cls, env.data, rid)
+        env, raw = _canonical(data, namespace, rid)
         return self._commit(rid, lambda _existing: (env, raw), behavior, holder)
 
     def set_bytes(
@@ -416,8 +415,7 @@ class ResultStore:
                 stored = existing.read().envelope
                 model_type, namespace, data = stored.model_type, stored.namespace, submitted
                 cls = registry.resolve_model(model_type, namespace)
-            model = _validate(cls, data, rid)
-            return envelope.encode_model(model, namespace)
+            return _canonical(_validate(cls, data, rid), namespace, rid)
 
         effective = SetBehavior.RAISE_IF_EXISTS if exclusive else behavior
         return self._commit(
@@ -489,16 +487,14 @@ class ResultStore:
             mode, owner = new_mode, new_owner
         name = parts[-1] + ids.SUFFIX
         for attempt in range(_DIRECTORY_RETRIES):
-            dir_fd = self.tree.open_dir(parts[:-1], create=True)
             try:
-                atomic.replace_file(dir_fd, name, raw, mode=mode, owner=owner, durable=self.durable)
+                with self.tree.directory(parts[:-1], create=True) as dir_fd:
+                    atomic.replace_file(dir_fd, name, raw, mode=mode, owner=owner, durable=self.durable)
                 return
             except FileNotFoundError:
-                # Our directory was pruned by a concurrent delete after we opened it.
+                # A concurrent delete pruned our directory (or a parent) after we opened it.
                 if attempt == _DIRECTORY_RETRIES - 1:
                     raise
-            finally:
-                os.close(dir_fd)
 
     def delete(self, result_id: ResultId, holder: str | None = None, *, prune: bool = True) -> bool:
         """Delete a result; False if there was none. ``prune`` removes emptied parent directories."""
@@ -765,6 +761,29 @@ def _validate(cls: type[BaseModel], data: Any, rid: str) -> BaseModel:
         ) from exc
     except RecursionError as exc:
         raise ResultValidationError(f"result {rid!r}: data nested too deeply", result_id=rid) from exc
+
+
+def _canonical(model: BaseModel, namespace: str, rid: str) -> tuple[Envelope, bytes]:
+    """The envelope and bytes that store ``model``, refused unless they read back the same.
+
+    What is stored must validate back to the same field values (as ``model_dump`` sees
+    them, so fields excluded from dumps do not count): a model whose JSON form is lossy (NaN,
+    a UTC offset with seconds, a serializer that does not invert its validator) would
+    otherwise change, or fail, on the way back.
+    """
+    try:
+        env, raw = envelope.encode_model(model, namespace)
+    except ValueError as exc:
+        raise ResultValidationError(
+            f"result {rid!r}: data is not representable in JSON: {exc}", result_id=rid
+        ) from exc
+    back = _validate(type(model), env.data, rid)
+    if back.model_dump() != model.model_dump():
+        raise ResultValidationError(
+            f"result {rid!r}: {type(model).__name__} does not survive a JSON round trip unchanged",
+            result_id=rid,
+        )
+    return env, raw
 
 
 def _same_result(old: Envelope, new: Envelope, rid: str) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 from resultsfs.errors import UnsafePathError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CREATE_RETRIES = 20
 
 
 class BackingTree:
@@ -48,25 +49,32 @@ class BackingTree:
         """
         fd = os.dup(self.base_fd)
         try:
-            for index, part in enumerate(parts):
-                try:
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    with suppress(FileExistsError):
-                        os.mkdir(part, 0o777, dir_fd=fd)
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise self._unsafe(parts, index) from exc
-                    raise
+            for index in range(len(parts)):
+                child = self._open_child(fd, parts, index, create)
                 os.close(fd)
                 fd = child
         except BaseException:
             os.close(fd)
             raise
         return fd
+
+    def _open_child(self, fd: int, parts: Sequence[str], index: int, create: bool) -> int:
+        part = parts[index]
+        for _ in range(_CREATE_RETRIES):
+            try:
+                return os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise self._unsafe(parts, index) from exc
+                raise
+            # Another process may remove the new directory (pruning it as empty) before we
+            # open it; then we make it again.
+            with suppress(FileExistsError):
+                os.mkdir(part, 0o777, dir_fd=fd)
+        raise FileNotFoundError(errno.ENOENT, "directory keeps vanishing", str(self.path(parts[: index + 1])))
 
     @contextmanager
     def directory(self, parts: Sequence[str], *, create: bool = False) -> Iterator[int]:
@@ -128,13 +136,13 @@ class BackingTree:
         """
         parts = list(parts)
         while parts:
-            with self.directory(parts[:-1]) as dir_fd:
-                try:
+            try:
+                with self.directory(parts[:-1]) as dir_fd:
                     os.rmdir(parts[-1], dir_fd=dir_fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT, errno.EBUSY):
-                        return
-                    raise
+            except OSError as exc:
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT, errno.EBUSY, errno.ENOTDIR):
+                    return
+                raise
             parts.pop()
 
     def path(self, parts: Sequence[str]) -> Path:
