@@ -1,1 +1,296 @@
-def main() -> None: ...
+"""The ``resultsfs`` command: each subcommand parses, calls the library once, and prints.
+
+Errors a user can cause print one line naming the path or ID and the reason, and exit 1
+(2 for usage errors, as click does).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from resultsfs import __version__, registry
+from resultsfs.errors import ResultsError
+from resultsfs.leases import IsolationLevel
+from resultsfs.store import ResultStore, SetBehavior
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ON_EXISTS = {
+    "overwrite": SetBehavior.OVERWRITE,
+    "raise": SetBehavior.RAISE_IF_EXISTS,
+    "skip": SetBehavior.SKIP_IF_EXISTS,
+    "raise-if-different": SetBehavior.RAISE_IF_DIFFERENT,
+}
+ISOLATION = {"read-committed": IsolationLevel.READ_COMMITTED, "serializable": IsolationLevel.SERIALIZABLE}
+
+
+def _reported(command: F) -> F:
+    """Print library errors as one clear line and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (ResultsError, OSError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _models_option(command: F) -> F:
+    return click.option(
+        "--models",
+        "models",
+        multiple=True,
+        metavar="SPEC",
+        help="Dotted module or .py file whose import registers the models (repeatable; "
+        "also RESULTSFS_MODELS, colon-separated).",
+    )(command)
+
+
+def _load_models(models: Sequence[str]) -> list[str]:
+    specs = list(models)
+    env = os.environ.get("RESULTSFS_MODELS", "")
+    specs += [spec for spec in env.split(":") if spec]
+    for spec in specs:
+        registry.load_models(spec)
+    return specs
+
+
+def _store(path: str, *, read_only: bool = False) -> ResultStore:
+    return ResultStore(path, create_if_missing=False, read_only=read_only)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="resultsfs")
+def main() -> None:
+    """A typed, validated results store for pydantic models, mountable as a filesystem."""
+
+
+@main.command()
+@click.argument("store", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
+@_models_option
+@click.option("-f", "--foreground", is_flag=True, help="Stay in the foreground, logging to stderr.")
+@click.option("--read-only", is_flag=True, help="Refuse every change with EROFS.")
+@click.option(
+    "--allow-other",
+    is_flag=True,
+    help="Let other users in (the backing files' modes decide what they may do).",
+)
+@click.option(
+    "--on-exists",
+    type=click.Choice(list(ON_EXISTS)),
+    default="overwrite",
+    show_default=True,
+    help="What a write onto an existing result does.",
+)
+@click.option(
+    "--lenient", is_flag=True, help="Serve results that fail validation instead of refusing them (EIO)."
+)
+@click.option(
+    "--lock-wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a write waits for another holder's lease before EBUSY.",
+)
+@click.option("--isolation", type=click.Choice(list(ISOLATION)), default="read-committed", show_default=True)
+@click.option("-o", "fuse_options", multiple=True, metavar="OPT[,OPT...]", help="Raw FUSE mount options.")
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Daemon log (default: STORE/.resultsfs/mount.log).",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1, max=64), default=1, show_default=True, help="FUSE worker threads."
+)
+@click.option(
+    "--cache-timeout",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the kernel caches names and attributes.",
+)
+@click.option("--debug", is_flag=True, help="Log every FUSE request (with -f, to stderr).")
+@_reported
+def mount(
+    store: Path,
+    mountpoint: Path,
+    models: Sequence[str],
+    foreground: bool,
+    read_only: bool,
+    allow_other: bool,
+    on_exists: str,
+    lenient: bool,
+    lock_wait: float,
+    isolation: str,
+    fuse_options: Sequence[str],
+    log_file: Path | None,
+    threads: int,
+    cache_timeout: float,
+    debug: bool,
+) -> None:
+    """Mount STORE on MOUNTPOINT; returns once the mount is ready (unless -f)."""
+    from resultsfs.fs.mount import MountConfig
+    from resultsfs.fs.mount import mount as do_mount
+    from resultsfs.fs.operations import MountOptions
+
+    specs = list(models) + [s for s in os.environ.get("RESULTSFS_MODELS", "").split(":") if s]
+    options = MountOptions(
+        read_only=read_only,
+        on_exists=ON_EXISTS[on_exists],
+        lenient=lenient,
+        lock_wait=lock_wait,
+        isolation=ISOLATION[isolation],
+    )
+    do_mount(
+        MountConfig(
+            store=store,
+            mountpoint=mountpoint,
+            models=specs,
+            options=options,
+            foreground=foreground,
+            allow_other=allow_other,
+            threads=threads,
+            cache_timeout=cache_timeout,
+            fuse_options=fuse_options,
+            log_file=log_file.absolute() if log_file else None,
+            debug=debug,
+        )
+    )
+
+
+@main.command()
+@click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
+@_reported
+def umount(mountpoint: Path) -> None:
+    """Unmount MOUNTPOINT, or clear it if its daemon died."""
+    from resultsfs.fs.mount import unmount
+
+    click.echo(f"{mountpoint}: {unmount(mountpoint)}")
+
+
+@main.command(name="ls")
+@click.argument("store", type=click.Path(file_okay=False))
+@click.argument("prefix", required=False)
+@_reported
+def list_command(store: str, prefix: str | None) -> None:
+    """List result IDs (below PREFIX), one per line."""
+    for rid in _store(store, read_only=True).list_ids(prefix):
+        click.echo(rid)
+
+
+@main.command()
+@click.argument("store", type=click.Path(file_okay=False))
+@click.argument("result_id")
+@_models_option
+@_reported
+def get(store: str, result_id: str, models: Sequence[str]) -> None:
+    """Print a result's envelope after validating it."""
+    _load_models(models)
+    backend = _store(store, read_only=True)
+    stored = backend.read(result_id)
+    backend.validate(stored)
+    sys.stdout.buffer.write(stored.raw)
+
+
+@main.command()
+@click.argument("store", type=click.Path(file_okay=False))
+@click.argument("result_id")
+@click.argument("source", type=click.File("rb"), default="-")
+@_models_option
+@click.option("--on-exists", type=click.Choice(list(ON_EXISTS)), default="raise", show_default=True)
+@click.option("--holder", help="Lease holder to write as (default: this process).")
+@_reported
+def put(
+    store: str, result_id: str, source: Any, models: Sequence[str], on_exists: str, holder: str | None
+) -> None:
+    """Validate JSON from SOURCE (a file, or - for stdin) and store it as RESULT_ID.
+
+    SOURCE is a full envelope {"model_type", "namespace", "data"}, or the bare data of the
+    result already stored under RESULT_ID.
+    """
+    _load_models(models)
+    written = _store(store).set_bytes(result_id, source.read(), ON_EXISTS[on_exists], holder)
+    click.echo(f"{result_id}: {'stored' if written else 'left as it was'}")
+
+
+@main.command()
+@click.argument("store", type=click.Path(file_okay=False))
+@click.argument("result_ids", nargs=-1, required=True)
+@_reported
+def rm(store: str, result_ids: Sequence[str]) -> None:
+    """Delete results."""
+    backend = _store(store)
+    for rid in result_ids:
+        if not backend.delete(rid):
+            raise click.ClickException(f"no result found for ID {rid!r}")
+
+
+@main.command()
+@click.argument("store", type=click.Path(file_okay=False))
+@_models_option
+@click.option("--fix", is_flag=True, help="Remove abandoned temp files and dead lease records.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_reported
+def check(store: str, models: Sequence[str], fix: bool, as_json: bool) -> None:
+    """Report what in STORE is not a healthy result; exit 1 if anything is."""
+    _load_models(models)
+    report = _store(store, read_only=not fix).check(fix=fix)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "results": report.results,
+                    "problems": [vars(p) for p in report.problems],
+                    "fixed": [vars(p) for p in report.fixed],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for problem in report.fixed:
+            click.echo(f"fixed   {problem.kind:<13} {problem.path}")
+        for problem in report.problems:
+            click.echo(f"{problem.kind:<21} {problem.path}: {problem.detail}")
+        click.echo(f"{report.results} results, {len(report.problems)} problems, {len(report.fixed)} fixed")
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("store", type=click.Path(file_okay=False))
+@click.argument("result_id")
+@click.option("--holder", required=True, help="Who holds the lease.")
+@click.option(
+    "--ttl", type=click.FloatRange(min=0, min_open=True), help="Seconds until it expires (default: never)."
+)
+@click.option(
+    "--wait", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Seconds to wait for it."
+)
+@_reported
+def lock(store: str, result_id: str, holder: str, ttl: float | None, wait: float) -> None:
+    """Take a lease on RESULT_ID."""
+    if not _store(store).acquire_lock(result_id, holder, acquire_timeout=wait, hold_timeout=ttl):
+        raise click.ClickException(f"result {result_id!r} is leased by another holder")
+
+
+@main.command()
+@click.argument("store", type=click.Path(file_okay=False))
+@click.argument("result_id")
+@click.option("--holder", required=True, help="Who holds the lease.")
+@_reported
+def unlock(store: str, result_id: str, holder: str) -> None:
+    """Release a lease on RESULT_ID."""
+    _store(store).release_lock(result_id, holder)

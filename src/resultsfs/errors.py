@@ -93,3 +93,7 @@ class StoreNotFoundError(ResultsError, FileNotFoundError):
 
 class ReadOnlyStoreError(ResultsError, PermissionError):
     """A change was asked of a store opened read-only."""
+
+
+class MountError(ResultsError, RuntimeError):
+    """Mounting or unmounting failed; the message says why and what to do."""

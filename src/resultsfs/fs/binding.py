@@ -1,0 +1,71 @@
+"""The one module that imports the FUSE binding (mfusepy, fusepy's maintained fork).
+
+Everything else in :mod:`resultsfs.fs` imports the binding's names from here, so swapping or
+patching the binding touches one file. Two gaps of mfusepy 3.1 with libfuse 3 are closed
+here, in :class:`ResultsFUSE`:
+
+* ``rename`` drops its ``flags`` argument, so ``mv`` (which asks for ``RENAME_NOREPLACE``
+  when the target should not exist) could silently replace a result. We pass the flags on.
+* ``truncate`` drops the file handle, so ``ftruncate`` on an open result could not reach
+  that handle's private write buffer. We pass the handle on, as ``ftruncate`` already does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mfusepy
+
+FUSE = mfusepy.FUSE
+FuseOSError = mfusepy.FuseOSError
+Operations = mfusepy.Operations
+fuse_get_context = mfusepy.fuse_get_context
+fuse_exit = mfusepy.fuse_exit
+ENOATTR: int = mfusepy.ENOATTR
+FUSE_MAJOR_VERSION: int = mfusepy.fuse_version_major
+
+#: ``renameat2`` flags (linux/fs.h).
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+
+class ResultsFUSE(mfusepy.FUSE):  # type: ignore[misc]
+    """mfusepy's FUSE with rename flags and truncate handles passed through."""
+
+    def _decode(self, path: bytes | None) -> str | None:
+        return None if path is None else path.decode(self.encoding, self.errors)
+
+    def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
+        result: int = self.operations.rename(self._decode(old), self._decode(new), flags)
+        return result
+
+    def truncate_fuse_3(self, path: bytes | None, length: int, fip: Any) -> int:
+        fi = fip.contents if fip else None
+        result: int = self.operations.truncate(self._decode(path), length, fi)
+        return result
+
+
+def file_info_flags(fi: Any) -> int:
+    """The ``open(2)`` flags of a ``fuse_file_info``."""
+    return int(fi.flags)
+
+
+def context() -> tuple[int, int, int]:
+    """``(uid, gid, pid)`` of the process that made the current request."""
+    uid, gid, pid = fuse_get_context()
+    return int(uid), int(gid), int(pid)
+
+
+__all__ = [
+    "ENOATTR",
+    "FUSE",
+    "FUSE_MAJOR_VERSION",
+    "RENAME_EXCHANGE",
+    "RENAME_NOREPLACE",
+    "FuseOSError",
+    "Operations",
+    "ResultsFUSE",
+    "context",
+    "file_info_flags",
+    "fuse_exit",
+]

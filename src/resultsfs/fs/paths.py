@@ -1,0 +1,76 @@
+"""What a path in the mount names: the root, a result, a directory (an ID prefix) or a scratch file.
+
+* ``/a/b/seed7.json`` names result ``a/b/seed7`` when ``seed7`` is a valid ID part;
+* any other name that is a valid directory part (``lr0.1``, ``sedAbC123``, ``x.json.tmp``)
+  is a directory if the backing tree has one, otherwise a scratch file;
+* every other name (``.x.json.AbC123``, ``.swp`` files, ``x.json~`` is a valid part but
+  not a result name) is a scratch file.
+
+Directories above the last component must be valid directory parts; a path through anything
+else cannot exist. Classification is pure string work, cached, because every FUSE call
+starts with it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from functools import lru_cache
+
+from resultsfs import ids
+
+
+class Kind(enum.Enum):
+    ROOT = "root"
+    RESULT = "result"
+    #: A valid directory name: a backing directory if one exists, else a scratch file.
+    DIR_OR_SCRATCH = "dir-or-scratch"
+    SCRATCH = "scratch"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A classified mount path."""
+
+    kind: Kind
+    path: str
+    #: Backing directory holding the entry (parts below the store).
+    parent: tuple[str, ...]
+    #: Last component as it appears in the mount (``""`` for the root).
+    name: str
+    #: For results: the normalised result ID.
+    result_id: str = ""
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """Backing path parts of the entry itself (for a result: its ``.json`` file)."""
+        return (*self.parent, self.name) if self.name else ()
+
+
+ROOT = Node(Kind.ROOT, "/", (), "")
+
+
+@lru_cache(maxsize=65536)
+def classify(path: str) -> Node | None:
+    """The node a mount path names, or ``None`` if no such path can exist."""
+    if path in ("/", ""):
+        return ROOT
+    components = path.strip("/").split("/")
+    parent = tuple(components[:-1])
+    for part in parent:
+        if not ids.is_valid_part(part, is_last=False):
+            return None
+    name = components[-1]
+    stem = ids.result_name_to_part(name)
+    if stem is not None:
+        return Node(Kind.RESULT, path, parent, name, "/".join((*parent, stem)))
+    if ids.is_valid_part(name, is_last=False):
+        return Node(Kind.DIR_OR_SCRATCH, path, parent, name)
+    if name in (".", "..") or "\0" in name:
+        return None
+    return Node(Kind.SCRATCH, path, parent, name)
+
+
+def join(directory: str, name: str) -> str:
+    """The mount path of ``name`` in ``directory``."""
+    return "/" + name if directory in ("/", "") else f"{directory.rstrip('/')}/{name}"
