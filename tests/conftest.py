@@ -14,6 +14,7 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 import models  # noqa: E402  (registers the test models)
+from mounting import Mount  # noqa: E402
 from resultsfs import FileBackend, ResultsManager, registry  # noqa: E402
 
 
@@ -74,3 +75,27 @@ def clocked_store(store_dir: Path, clock: FakeClock) -> Iterator[FileBackend]:
     backend = FileBackend(store_dir, clock=clock)
     yield backend
     backend.close()
+
+
+@pytest.fixture
+def mount(tmp_path: Path) -> Iterator[Mount]:
+    """A store mounted for real (default options), with two results in it."""
+    from mounting import mounted
+
+    store_path = tmp_path / "store"
+    backend = FileBackend(store_path)
+    backend.set("sweep3/lr0.1/seed7", models.Metrics(loss=0.5, accuracy=0.9, step=7))
+    backend.set("sweep3/lr0.1/seed8", models.Metrics(loss=0.4, accuracy=0.8, step=8))
+    backend.close()
+    with mounted(store_path, tmp_path / "mnt") as m:
+        yield m
+
+
+@pytest.fixture(scope="session")
+def helpers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/helpers.c compiled with the system C compiler (real open/write/close calls)."""
+    import subprocess
+
+    binary = tmp_path_factory.mktemp("bin") / "helpers"
+    subprocess.run(["cc", "-Wall", "-o", str(binary), str(TESTS_DIR / "helpers.c")], check=True)
+    return binary

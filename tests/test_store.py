@@ -183,6 +183,12 @@ class TestSetBehavior:
             store.set("x", Counter(writer="w", value=1), SetBehavior.RAISE_IF_DIFFERENT)
         assert (store.base_dir / "x.json").read_text() == "{broken"
 
+    def test_behavior_may_be_given_by_value(self, store: FileBackend, metrics: Metrics) -> None:
+        store.set("x", metrics)
+        assert store.set("x", Metrics(loss=1, accuracy=0.5), "overwrite") is True  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="unknown set behavior 'replace'"):
+            store.set("x", metrics, "replace")  # type: ignore[arg-type]
+
     def test_overwrite_replaces_and_keeps_the_file_mode(self, store: FileBackend, metrics: Metrics) -> None:
         store.set("x", metrics)
         os.chmod(store.base_dir / "x.json", 0o640)

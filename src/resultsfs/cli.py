@@ -112,6 +112,9 @@ def main() -> None:
     help="Daemon log (default: STORE/.resultsfs/mount.log).",
 )
 @click.option(
+    "--pid-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the daemon's pid here."
+)
+@click.option(
     "--threads", type=click.IntRange(min=1, max=64), default=1, show_default=True, help="FUSE worker threads."
 )
 @click.option(
@@ -122,7 +125,9 @@ def main() -> None:
     metavar="SECONDS",
     help="How long the kernel caches names and attributes.",
 )
-@click.option("--debug", is_flag=True, help="Log every FUSE request (with -f, to stderr).")
+@click.option(
+    "--debug", is_flag=True, help="Log at debug level (each validation, each commit). -o debug traces FUSE."
+)
 @_reported
 def mount(
     store: Path,
@@ -137,6 +142,7 @@ def mount(
     isolation: str,
     fuse_options: Sequence[str],
     log_file: Path | None,
+    pid_file: Path | None,
     threads: int,
     cache_timeout: float,
     debug: bool,
@@ -166,6 +172,7 @@ def mount(
             cache_timeout=cache_timeout,
             fuse_options=fuse_options,
             log_file=log_file.absolute() if log_file else None,
+            pid_file=pid_file,
             debug=debug,
         )
     )

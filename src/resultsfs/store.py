@@ -417,7 +417,7 @@ class ResultStore:
                 cls = registry.resolve_model(model_type, namespace)
             return _canonical(_validate(cls, data, rid), namespace, rid)
 
-        effective = SetBehavior.RAISE_IF_EXISTS if exclusive else behavior
+        effective = SetBehavior.RAISE_IF_EXISTS if exclusive else _behavior(behavior)
         return self._commit(
             rid, build, effective, holder, lock_wait=lock_wait, new_mode=new_mode, new_owner=new_owner
         )
@@ -434,6 +434,7 @@ class ResultStore:
         new_owner: tuple[int, int] | None = None,
     ) -> bool:
         self._check_writable(f"store result {rid!r}")
+        behavior = _behavior(behavior)
         holder = holder or default_holder()
         parts = ids.id_parts(rid)
         deadline = time.monotonic() + lock_wait
@@ -556,6 +557,7 @@ class ResultStore:
         """
         old, new = ids.normalize_id(old_id), ids.normalize_id(new_id)
         self._check_writable(f"move result {old!r} to {new!r}")
+        behavior = _behavior(behavior)
         holder = holder or default_holder()
         old_parts, new_parts = ids.id_parts(old), ids.id_parts(new)
         if old == new:
@@ -745,6 +747,15 @@ class ResultStore:
             report.problems.append(Problem("corrupt", rel, str(exc)))
         except ResultNotFoundError:
             pass  # deleted while we looked
+
+
+def _behavior(behavior: SetBehavior | str) -> SetBehavior:
+    """Accept the enum or its value (``"overwrite"``); anything else is a clear error."""
+    try:
+        return SetBehavior(behavior)
+    except ValueError:
+        choices = ", ".join(b.value for b in SetBehavior)
+        raise ValueError(f"unknown set behavior {behavior!r}; choose one of {choices}") from None
 
 
 def _validate(cls: type[BaseModel], data: Any, rid: str) -> BaseModel:

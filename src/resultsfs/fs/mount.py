@@ -55,6 +55,8 @@ class MountConfig:
     #: Raw ``-o`` options for libfuse (``name`` or ``name=value``).
     fuse_options: Sequence[str] = ()
     log_file: Path | None = None
+    #: Where the daemon writes its pid once it is ready (removed when it exits).
+    pid_file: Path | None = None
     debug: bool = False
 
 
@@ -113,7 +115,6 @@ def _fuse_kwargs(config: MountConfig) -> dict[str, object]:
         "attr_timeout": config.cache_timeout,
         "negative_timeout": config.cache_timeout,
         "hard_remove": True,
-        "debug": config.debug,
     }
     if config.threads > 1:
         kwargs["max_threads"] = config.threads
@@ -162,6 +163,8 @@ def mount(config: MountConfig) -> None:
     """Mount a store; in the background unless ``config.foreground``. Raises :class:`MountError`."""
     config.store = config.store.absolute()
     config.mountpoint = config.mountpoint.absolute()
+    if config.pid_file is not None:
+        config.pid_file = config.pid_file.absolute()
     _preflight(config)
     if config.foreground:
         _configure_logging(config, None)
@@ -217,10 +220,17 @@ def _daemonize(config: MountConfig, ready_fd: int) -> None:  # pragma: no cover 
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
         def ready() -> None:
+            if config.pid_file is not None:
+                config.pid_file.write_text(f"{os.getpid()}\n")
             os.write(ready_fd, b"ready\n")
             os.close(ready_fd)
 
-        _serve(config, ready)
+        try:
+            _serve(config, ready)
+        finally:
+            if config.pid_file is not None:
+                with suppress(FileNotFoundError):
+                    config.pid_file.unlink()
     except BaseException as exc:  # the parent must hear of every failure
         log.exception("mount failed")
         with suppress(OSError):

@@ -268,6 +268,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 verdict = Verdict(stored.envelope, None)
             except ResultsError as exc:
                 verdict = Verdict(stored.envelope, str(exc))
+        log.debug("%s: validated version %s: %s", node.path, key, verdict.error or "valid")
         if len(self._verdicts) >= _VERDICT_CACHE_SIZE:
             self._verdicts.clear()
         self._verdicts[key] = verdict

@@ -1,0 +1,5 @@
+"""``python -m resultsfs``: the command line."""
+
+from resultsfs.cli import main
+
+main()

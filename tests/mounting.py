@@ -1,0 +1,105 @@
+"""Mounting for tests: a real daemon started by the real CLI, always unmounted afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+MODELS = str(TESTS / "models.py")
+RESULTSFS = [sys.executable, "-m", "resultsfs"]
+
+
+def resultsfs(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the resultsfs CLI in a new process."""
+    done = subprocess.run([*RESULTSFS, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"resultsfs {' '.join(args)} failed ({done.returncode}): {done.stderr}")
+    return done
+
+
+def sh(command: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a shell command line (bash), capturing its output."""
+    return subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
+    )
+
+
+def mount_state(path: Path) -> str:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return "stale" if exc.errno == 107 else "error"
+    return "mounted" if os.path.ismount(path) else "none"
+
+
+@dataclass
+class Mount:
+    store: Path
+    mnt: Path
+    pid_file: Path
+    log_file: Path
+
+    @property
+    def pid(self) -> int:
+        return int(self.pid_file.read_text())
+
+    def log(self) -> str:
+        return self.log_file.read_text() if self.log_file.exists() else ""
+
+    def path(self, rel: str) -> Path:
+        return self.mnt / rel
+
+    def backing(self, rel: str) -> Path:
+        return self.store / rel
+
+
+def start(store: Path, mnt: Path, extra: Sequence[str] = (), workdir: Path | None = None) -> Mount:
+    workdir = workdir or store.parent
+    pid_file = workdir / f"{mnt.name}.pid"
+    log_file = workdir / f"{mnt.name}.log"
+    mnt.mkdir(parents=True, exist_ok=True)
+    resultsfs(
+        "mount", str(store), str(mnt), "--models", MODELS,
+        "--pid-file", str(pid_file), "--log-file", str(log_file), "--debug", *extra,
+    )  # fmt: skip
+    assert os.path.ismount(mnt)
+    return Mount(store, mnt, pid_file, log_file)
+
+
+def stop(mount: Mount) -> None:
+    """Unmount; if that fails, detach lazily and kill the daemon. Never raises."""
+    pid = None
+    with contextlib.suppress(Exception):
+        pid = mount.pid
+    if mount_state(mount.mnt) != "none":
+        done = resultsfs("umount", str(mount.mnt), check=False)
+        if done.returncode != 0:
+            subprocess.run(["fusermount3", "-uz", str(mount.mnt)], check=False, capture_output=True)
+    if pid is not None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def mounted(store: Path, mnt: Path, extra: Sequence[str] = ()) -> Iterator[Mount]:
+    mount = start(store, mnt, extra)
+    try:
+        yield mount
+    finally:
+        stop(mount)
