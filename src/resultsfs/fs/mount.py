@@ -156,7 +156,16 @@ def _serve(config: MountConfig, on_ready: object = None) -> None:
     store = ResultStore(config.store, create_if_missing=False, read_only=config.options.read_only)
     operations = ResultsOperations(store, config.options, on_ready=on_ready)  # type: ignore[arg-type]
     log.info("mounting %s on %s (%s)", config.store, config.mountpoint, config.options)
-    ResultsFUSE(operations, str(config.mountpoint), raw_fi=True, **_fuse_kwargs(config))
+    try:
+        ResultsFUSE(operations, str(config.mountpoint), raw_fi=True, **_fuse_kwargs(config))
+    except RuntimeError as exc:
+        # libfuse returns non-zero when a signal (SIGTERM, SIGINT) ended the loop; it has
+        # unmounted cleanly by then. Before readiness it is a real failure.
+        if not operations.ready:
+            raise MountError(
+                f"cannot mount {config.store} on {config.mountpoint} (libfuse error {exc})"
+            ) from exc
+        log.info("stopped by a signal; unmounted %s", config.mountpoint)
 
 
 def mount(config: MountConfig) -> None:

@@ -185,6 +185,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         self.store = store
         self.options = options
         self.on_ready = on_ready
+        self.ready = False
         self.holder = f"resultsfs-mount:{socket.gethostname()}:{os.getpid()}"
         self.handles = HandleTable()
         self.staging = Staging(store.base_dir / ".resultsfs" / "staging") if not options.read_only else None
@@ -201,6 +202,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
 
     def init(self, path: str) -> None:
         log.info("mounted %s", self.store.base_dir)
+        self.ready = True
         if self.on_ready is not None:
             self.on_ready()
 

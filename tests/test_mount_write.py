@@ -1,0 +1,362 @@
+"""Writing results through the mount with ordinary programs, and every way a write is refused."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from models import Counter, Metrics
+from mounting import MODELS, TESTS, Mount, mounted, sh
+from resultsfs import FileBackend
+
+ENVELOPE = {
+    "model_type": "Metrics",
+    "namespace": "default",
+    "data": {"loss": 0.25, "accuracy": 0.5, "step": 1},
+}
+
+
+def envelope(**data: object) -> str:
+    record = json.loads(json.dumps(ENVELOPE))
+    record["data"].update(data)
+    return json.dumps(record)
+
+
+def stored(mount: Mount, rid: str) -> dict:  # type: ignore[type-arg]
+    return json.loads((mount.store / f"{rid}.json").read_text())
+
+
+def canonical(mount: Mount, rid: str) -> bool:
+    """The backing file holds the canonical envelope (what the store itself writes)."""
+    raw = (mount.store / f"{rid}.json").read_bytes()
+    return raw == (json.dumps(json.loads(raw), indent=2) + "\n").encode()
+
+
+class TestWorkflows:
+    def test_cp_new_and_existing(self, mount: Mount, tmp_path: Path) -> None:
+        source = tmp_path / "r.json"
+        source.write_text(envelope(step=11))
+        assert sh(f"cp {source} {mount.mnt}/sweep3/new.json").returncode == 0
+        assert stored(mount, "sweep3/new")["data"]["step"] == 11 and canonical(mount, "sweep3/new")
+        source.write_text(envelope(step=12))
+        assert sh(f"cp {source} {mount.mnt}/sweep3/new.json").returncode == 0
+        assert stored(mount, "sweep3/new")["data"]["step"] == 12
+
+    def test_tee_cat_and_dd(self, mount: Mount) -> None:
+        m = mount.mnt
+        assert sh(f"echo '{envelope(step=21)}' | tee {m}/t.json > /dev/null").returncode == 0
+        assert sh(f"echo '{envelope(step=22)}' | cat > {m}/c.json").returncode == 0
+        assert sh(f"echo '{envelope(step=23)}' | dd of={m}/d.json status=none").returncode == 0
+        assert [stored(mount, r)["data"]["step"] for r in ("t", "c", "d")] == [21, 22, 23]
+
+    def test_bare_data_replaces_the_data_of_an_existing_result(self, mount: Mount) -> None:
+        assert (
+            sh(f'echo \'{{"loss": 0.01, "accuracy": 1}}\' > {mount.mnt}/sweep3/lr0.1/seed7.json').returncode
+            == 0
+        )
+        record = stored(mount, "sweep3/lr0.1/seed7")
+        assert (
+            record["model_type"] == "Metrics"
+            and record["data"]["loss"] == 0.01
+            and record["data"]["step"] == 0
+        )
+
+    def test_append_keeps_posix_semantics(self, mount: Mount) -> None:
+        path = f"{mount.mnt}/sweep3/lr0.1/seed8.json"
+        before = stored(mount, "sweep3/lr0.1/seed8")
+        assert sh(f"echo >> {path}").returncode == 0  # whitespace after the object: still the same result
+        assert stored(mount, "sweep3/lr0.1/seed8") == before
+        done = sh(f'python3 -c \'import sys; f = open("{path}", "a"); f.write("{{}}"); f.close()\'')
+        assert done.returncode != 0 and "Invalid argument" in done.stderr  # two objects: refused at close
+        assert stored(mount, "sweep3/lr0.1/seed8") == before
+
+    def test_jq_to_a_temp_file_then_mv(self, mount: Mount) -> None:
+        d = f"{mount.mnt}/sweep3/lr0.1"
+        done = sh(
+            f"jq '.data.step = 70' {d}/seed7.json > {d}/seed7.json.tmp && mv {d}/seed7.json.tmp {d}/seed7.json"
+        )
+        assert done.returncode == 0, done.stderr
+        assert stored(mount, "sweep3/lr0.1/seed7")["data"]["step"] == 70
+        assert sorted(os.listdir(d)) == ["seed7.json", "seed8.json"]
+        assert not list((mount.store / "sweep3" / "lr0.1").glob("*.tmp"))
+
+    def test_sed_in_place(self, mount: Mount) -> None:
+        done = sh(f'sed -i \'s/"step": 8/"step": 80/\' {mount.mnt}/sweep3/lr0.1/seed8.json')
+        assert done.returncode == 0, done.stderr
+        assert stored(mount, "sweep3/lr0.1/seed8")["data"]["step"] == 80
+        assert sorted(os.listdir(mount.path("sweep3/lr0.1"))) == ["seed7.json", "seed8.json"]
+
+    def test_rsync_a_directory_of_envelopes_into_the_mount(self, mount: Mount, tmp_path: Path) -> None:
+        source = tmp_path / "envelopes"
+        for i in range(5):
+            (source / f"run{i % 2}").mkdir(parents=True, exist_ok=True)
+            (source / f"run{i % 2}" / f"seed{i}.json").write_text(envelope(step=i))
+        done = sh(f"rsync -a {source}/ {mount.mnt}/imported/")
+        assert done.returncode == 0, done.stderr
+        ids = FileBackend(mount.store).list_ids("imported")
+        assert ids == [f"imported/run{i % 2}/seed{i}" for i in (0, 2, 4, 1, 3)] or sorted(ids) == sorted(
+            f"imported/run{i % 2}/seed{i}" for i in range(5)
+        )
+        (source / "run0" / "seed0.json").write_text(envelope(step=100))
+        assert sh(f"rsync -a {source}/ {mount.mnt}/imported/").returncode == 0
+        assert stored(mount, "imported/run0/seed0")["data"]["step"] == 100
+        assert not list(mount.store.rglob(".seed*"))
+
+    @pytest.mark.parametrize("editor", ["ex -s", "vim -es -u NONE"])
+    def test_editor_edits_a_result(self, mount: Mount, editor: str) -> None:
+        path = f"{mount.mnt}/sweep3/lr0.1/seed7.json"
+        done = sh(f"{editor} -c '%s/\"step\": 7/\"step\": 77/' -c 'wq' {path}")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert stored(mount, "sweep3/lr0.1/seed7")["data"]["step"] == 77
+        assert sorted(os.listdir(mount.path("sweep3/lr0.1"))) == ["seed7.json", "seed8.json"]
+
+    def test_c_program_open_write_close(self, mount: Mount, helpers: Path) -> None:
+        out = subprocess.run(
+            [helpers, "write", str(mount.path("c.json")), envelope(step=5)], capture_output=True, text=True
+        )
+        assert (out.returncode, out.stdout.strip()) == (0, "ok")
+        assert stored(mount, "c")["data"]["step"] == 5
+
+    def test_mount_write_is_read_back_by_the_python_api_in_another_process(self, mount: Mount) -> None:
+        mount.path("x.json").write_text(envelope(step=9))
+        script = textwrap.dedent(f"""
+            import sys; sys.path.insert(0, {str(TESTS)!r})
+            import models
+            from resultsfs import ResultsManager
+            print(ResultsManager({str(mount.store)!r}, create_if_missing=False).get("x").step)
+        """)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.stdout.strip() == "9", done.stderr
+
+    def test_mkdir_rmdir_rm_and_mv(self, mount: Mount) -> None:
+        m = mount.mnt
+        assert sh(f"mkdir -p {m}/a/b && rmdir {m}/a/b").returncode == 0
+        assert not (mount.store / "a" / "b").exists()
+        assert sh(f"mv {m}/sweep3/lr0.1/seed7.json {m}/a/moved.json").returncode == 0
+        assert FileBackend(mount.store).list_ids() == ["a/moved", "sweep3/lr0.1/seed8"]
+        assert sh(f"mv {m}/sweep3 {m}/sweep4").returncode == 0
+        assert FileBackend(mount.store).list_ids() == ["a/moved", "sweep4/lr0.1/seed8"]
+        assert sh(f"rm {m}/a/moved.json").returncode == 0
+        assert FileBackend(mount.store).list_ids() == ["sweep4/lr0.1/seed8"]
+        assert (mount.store / "a").is_dir()  # rm removes the file only, as on any filesystem
+        done = sh(f"mkdir {m}/bad.json")
+        assert done.returncode != 0 and "Invalid argument" in done.stderr
+
+    def test_mv_n_does_not_replace(self, mount: Mount) -> None:
+        d = mount.path("sweep3/lr0.1")
+        before = stored(mount, "sweep3/lr0.1/seed8")
+        sh(f"mv -n {d}/seed7.json {d}/seed8.json")
+        assert stored(mount, "sweep3/lr0.1/seed8") == before
+        assert (mount.store / "sweep3/lr0.1/seed7.json").exists()
+
+    def test_touch_and_cp_p_set_mtimes_and_chmod_sets_the_mode(self, mount: Mount, tmp_path: Path) -> None:
+        path = mount.path("sweep3/lr0.1/seed7.json")
+        assert sh(f"touch -d '2020-01-01 00:00:00 UTC' {path}").returncode == 0
+        assert os.stat(mount.backing("sweep3/lr0.1/seed7.json")).st_mtime == 1577836800
+        source = tmp_path / "p.json"
+        source.write_text(envelope(step=3))
+        os.utime(source, (1500000000, 1500000000))
+        assert sh(f"cp -p {source} {mount.mnt}/p.json").returncode == 0
+        assert os.stat(mount.backing("p.json")).st_mtime == 1500000000
+        assert sh(f"chmod 600 {path}").returncode == 0
+        assert os.stat(mount.backing("sweep3/lr0.1/seed7.json")).st_mode & 0o777 == 0o600
+
+    def test_an_empty_new_file_is_a_placeholder_until_written(self, mount: Mount) -> None:
+        path = mount.path("new.json")
+        assert sh(f"touch {path}").returncode == 0
+        assert path.exists() and path.stat().st_size == 0
+        assert not (mount.store / "new.json").exists()
+        assert sh(f"cat {path}").returncode == 1  # not a result yet: EIO
+        path.write_text(envelope(step=4))
+        assert stored(mount, "new")["data"]["step"] == 4
+
+
+def _os_write(path: Path, data: bytes, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC) -> int | None:
+    """Open, write, close; the errno of the first failing call, or None."""
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        return exc.errno
+    try:
+        os.write(fd, data)
+    except OSError as exc:
+        os.close(fd)
+        return exc.errno
+    try:
+        os.close(fd)
+    except OSError as exc:
+        return exc.errno
+    return None
+
+
+class TestRejections:
+    """Each refused write returns its errno, records the reason, and leaves the backing file as it was."""
+
+    @pytest.mark.parametrize(
+        ("content", "code", "reason"),
+        [
+            (b"garbage\n", errno.EINVAL, "cannot start one"),
+            (b"\x89PNG\r\n", errno.EINVAL, "cannot start one"),
+            (b'{"model_type": "Metrics", "data": {"loss": 1', errno.EINVAL, "invalid JSON"),
+            (b'{"model_type": "Metrics", "data": {"loss": "high"}}', errno.EINVAL, "does not validate"),
+            (b'{"model_type": "Ghost", "namespace": "default", "data": {}}', errno.EINVAL, "not registered"),
+            (b"[1, 2, 3]", errno.EINVAL, "cannot start one"),
+        ],
+    )
+    def test_bad_content(self, mount: Mount, content: bytes, code: int, reason: str) -> None:
+        target = mount.path("sweep3/lr0.1/seed7.json")
+        before = mount.backing("sweep3/lr0.1/seed7.json").read_bytes()
+        assert _os_write(target, content) == code
+        assert mount.backing("sweep3/lr0.1/seed7.json").read_bytes() == before
+        error = os.getxattr(target, "user.results.error").decode()
+        assert reason in error
+        assert reason in mount.log()
+        target.write_text(envelope(step=2))
+        with pytest.raises(OSError) as info:
+            os.getxattr(target, "user.results.error")
+        assert info.value.errno == errno.ENODATA  # cleared by the next successful commit
+
+    def test_echo_garbage_fails_loudly_even_from_a_builtin(self, mount: Mount) -> None:
+        done = sh(f"echo garbage > {mount.mnt}/sweep3/lr0.1/seed7.json")
+        assert done.returncode == 1 and "Invalid argument" in done.stderr
+
+    def test_bare_data_for_a_new_result_is_refused(self, mount: Mount) -> None:
+        assert _os_write(mount.path("fresh.json"), b'{"loss": 1, "accuracy": 0.5}') == errno.EINVAL
+        assert not (mount.store / "fresh.json").exists()
+
+    def test_o_excl_on_an_existing_result(self, mount: Mount) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        assert _os_write(mount.path("sweep3/lr0.1/seed7.json"), envelope().encode(), flags) == errno.EEXIST
+
+    def test_too_large(self, mount: Mount) -> None:
+        fd = os.open(mount.path("big.json"), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, b'{"a": "')
+            chunk = b"x" * (1024 * 1024)
+            with pytest.raises(OSError) as info:
+                for _ in range(100):  # the kernel may accept part of a write before the refusal
+                    written += os.write(fd, chunk)
+            assert info.value.errno == errno.EFBIG
+            assert written <= 64 * 1024 * 1024
+        finally:
+            with pytest.raises(OSError):  # what was written is not a whole result either
+                os.close(fd)
+        assert not (mount.store / "big.json").exists()
+        assert "larger than" in mount.log()
+
+    def test_invalid_scratch_renamed_onto_a_result(self, mount: Mount) -> None:
+        d = mount.path("sweep3/lr0.1")
+        (d / "tmp").write_text('{"model_type": "Metrics", "data": {}}')
+        before = mount.backing("sweep3/lr0.1/seed7.json").read_bytes()
+        with pytest.raises(OSError) as info:
+            os.rename(d / "tmp", d / "seed7.json")
+        assert info.value.errno == errno.EINVAL
+        assert mount.backing("sweep3/lr0.1/seed7.json").read_bytes() == before
+        assert (d / "tmp").exists()  # the scratch file is kept for the user to fix
+        # mv reports EINVAL from rename as "cannot move ... to a subdirectory of itself"; the
+        # reason is in the attribute.
+        assert sh(f"mv {d}/tmp {d}/seed7.json").returncode == 1
+        assert "does not validate" in os.getxattr(d / "seed7.json", "user.results.error").decode()
+
+    def test_lease_of_another_holder_gives_ebusy_after_lock_wait(self, tmp_path: Path) -> None:
+        store = tmp_path / "store"
+        FileBackend(store).set("r", Counter(writer="a", value=1))
+        with mounted(store, tmp_path / "mnt", ["--lock-wait", "0.5"]) as m:
+            FileBackend(store).acquire_lock("r", holder="batch-job")
+            started = time.monotonic()
+            assert _os_write(m.path("r.json"), b'{"writer": "b", "value": 2}') == errno.EBUSY
+            assert time.monotonic() - started >= 0.5
+            assert FileBackend(store).get("r") == Counter(writer="a", value=1)
+            assert "batch-job" in os.getxattr(m.path("r.json"), "user.results.error").decode()
+            assert sh(f"rm {m.mnt}/r.json").returncode == 1  # deleting is refused too
+            FileBackend(store).release_lock("r", holder="batch-job")
+            assert _os_write(m.path("r.json"), b'{"writer": "b", "value": 2}') is None
+
+    def test_a_lease_released_during_lock_wait_lets_the_write_through(self, tmp_path: Path) -> None:
+        store = tmp_path / "store"
+        backend = FileBackend(store)
+        backend.set("r", Counter(writer="a", value=1))
+        with mounted(store, tmp_path / "mnt", ["--lock-wait", "10"]) as m:
+            backend.acquire_lock("r", holder="short-job", hold_timeout=0.5)
+            assert _os_write(m.path("r.json"), b'{"writer": "b", "value": 2}') is None
+            assert backend.get("r") == Counter(writer="b", value=2)
+
+
+@pytest.mark.parametrize(
+    ("policy", "code", "expected_step"),
+    [
+        ("raise", errno.EEXIST, 8),
+        ("skip", None, 8),
+        ("raise-if-different", errno.EEXIST, 8),
+        ("overwrite", None, 99),
+    ],
+)
+def test_on_exists_policies(tmp_path: Path, policy: str, code: int | None, expected_step: int) -> None:
+    store = tmp_path / "store"
+    FileBackend(store).set("r", Metrics(loss=0.4, accuracy=0.8, step=8))
+    with mounted(store, tmp_path / "mnt", ["--on-exists", policy]) as m:
+        assert _os_write(m.path("r.json"), envelope(step=99).encode()) == code
+        assert FileBackend(store).get("r").step == expected_step
+        assert _os_write(m.path("new.json"), envelope(step=1).encode()) is None
+        if policy == "raise-if-different":
+            same = m.backing("r.json").read_bytes()
+            assert _os_write(m.path("r.json"), same) is None
+
+
+def test_read_only_mount_refuses_every_change(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    FileBackend(store).set("r", Counter(writer="a", value=1))
+    with mounted(store, tmp_path / "mnt", ["--read-only"]) as m:
+        assert json.loads(m.path("r.json").read_text())["data"]["writer"] == "a"
+        assert _os_write(m.path("r.json"), b"{}") == errno.EROFS
+        assert _os_write(m.path("n.json"), b"{}") == errno.EROFS
+        for command in (
+            f"rm {m.mnt}/r.json",
+            f"mkdir {m.mnt}/d",
+            f"touch {m.mnt}/r.json",
+            f"mv {m.mnt}/r.json {m.mnt}/s.json",
+        ):
+            done = sh(command)
+            assert done.returncode != 0 and "Read-only file system" in done.stderr, command
+        with pytest.raises(OSError) as info:
+            os.setxattr(m.path("r.json"), "user.results.model_type", b"X")
+        assert info.value.errno == errno.EROFS
+
+
+def test_models_from_environment_variable(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    FileBackend(store).close()
+    env_models = os.environ.get("RESULTSFS_MODELS")
+    os.environ["RESULTSFS_MODELS"] = MODELS
+    try:
+        from mounting import Mount as M
+        from mounting import resultsfs, stop
+
+        mnt = tmp_path / "mnt"
+        mnt.mkdir()
+        resultsfs(
+            "mount",
+            str(store),
+            str(mnt),
+            "--pid-file",
+            str(tmp_path / "p"),
+            "--log-file",
+            str(tmp_path / "l"),
+        )
+        try:
+            assert _os_write(mnt / "x.json", envelope(step=1).encode()) is None
+        finally:
+            stop(M(store, mnt, tmp_path / "p", tmp_path / "l"))
+    finally:
+        if env_models is None:
+            del os.environ["RESULTSFS_MODELS"]
+        else:
+            os.environ["RESULTSFS_MODELS"] = env_models
