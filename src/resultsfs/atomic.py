@@ -102,12 +102,23 @@ def is_stale_temp(name: str, mtime: float, now: float) -> bool:
         pid = int(fields[1])
     except ValueError:
         return False
-    if pid == os.getpid():
+    return pid != os.getpid() and not process_is_running(pid)
+
+
+def process_is_running(pid: int) -> bool:
+    """True if process ``pid`` of this host is running (a zombie is not: it has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            # "pid (comm) state ...": comm may hold spaces and parentheses; state follows the last ')'.
+            return handle.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
         return False
+    except OSError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True

@@ -17,6 +17,8 @@ import socket
 from contextlib import suppress
 from pathlib import Path
 
+from resultsfs.atomic import process_is_running
+
 _HOST = socket.gethostname().replace("/", "_")
 
 
@@ -85,9 +87,5 @@ def remove_dead_staging(root: Path) -> None:
             host, _, pid = entry.name.rpartition(".")
             if host != _HOST or not pid.isdigit() or int(pid) == os.getpid():
                 continue
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
+            if not process_is_running(int(pid)):
                 shutil.rmtree(entry.path, ignore_errors=True)
-            except PermissionError:
-                pass
