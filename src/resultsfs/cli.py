@@ -115,7 +115,11 @@ def main() -> None:
     "--pid-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the daemon's pid here."
 )
 @click.option(
-    "--threads", type=click.IntRange(min=1, max=64), default=1, show_default=True, help="FUSE worker threads."
+    "--threads",
+    type=click.IntRange(min=1, max=64),
+    default=4,
+    show_default=True,
+    help="FUSE worker threads (1: libfuse's single-threaded loop; see docs/performance.md).",
 )
 @click.option(
     "--cache-timeout",

@@ -12,6 +12,8 @@ here, in :class:`ResultsFUSE`:
 
 from __future__ import annotations
 
+import ctypes
+import threading
 from typing import Any
 
 import mfusepy
@@ -29,8 +31,21 @@ RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 
 
+_thread = threading.local()
+
+
 class ResultsFUSE(mfusepy.FUSE):  # type: ignore[misc]
     """mfusepy's FUSE with rename flags and truncate handles passed through."""
+
+    def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        # A ctypes callback on a thread that libfuse created gets a Python thread state for
+        # the call and loses it afterwards; making and destroying one per request is what
+        # made the multi-threaded loop slow. Taking one extra reference per worker thread
+        # (never released: libfuse keeps its workers) makes the state, and this flag, stay.
+        if not getattr(_thread, "pinned", False):
+            ctypes.pythonapi.PyGILState_Ensure()
+            _thread.pinned = True
+        return super()._wrapper(func, *args, **kwargs)
 
     def _decode(self, path: bytes | None) -> str | None:
         return None if path is None else path.decode(self.encoding, self.errors)
@@ -45,9 +60,9 @@ class ResultsFUSE(mfusepy.FUSE):  # type: ignore[misc]
         return result
 
 
-def file_info_flags(fi: Any) -> int:
-    """The ``open(2)`` flags of a ``fuse_file_info``."""
-    return int(fi.flags)
+def file_info_has(field: str) -> bool:
+    """True if this libfuse's ``fuse_file_info`` has ``field`` (``noflush`` came in 3.11)."""
+    return any(entry[0] == field for entry in mfusepy.fuse_file_info._fields_)
 
 
 def context() -> tuple[int, int, int]:
@@ -66,6 +81,6 @@ __all__ = [
     "Operations",
     "ResultsFUSE",
     "context",
-    "file_info_flags",
+    "file_info_has",
     "fuse_exit",
 ]

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 #: within this time (measured choice: see docs/performance.md).
 DEFAULT_CACHE_TIMEOUT = 1.0
 
+#: FUSE worker threads by default (see MountConfig.threads).
+DEFAULT_THREADS = 4
+
 #: How long ``mount`` waits for the daemon to become ready.
 READY_TIMEOUT = 30.0
 
@@ -49,8 +52,9 @@ class MountConfig:
     options: MountOptions = field(default_factory=MountOptions)
     foreground: bool = False
     allow_other: bool = False
-    #: Worker threads of the FUSE loop; 1 is libfuse's single-threaded loop.
-    threads: int = 1
+    #: Worker threads of the FUSE loop; 1 is libfuse's single-threaded loop. Measured in
+    #: docs/performance.md: 4 keeps parallel reads fast and lets slow commits run alongside.
+    threads: int = DEFAULT_THREADS
     cache_timeout: float = DEFAULT_CACHE_TIMEOUT
     #: Raw ``-o`` options for libfuse (``name`` or ``name=value``).
     fuse_options: Sequence[str] = ()

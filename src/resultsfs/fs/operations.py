@@ -48,7 +48,15 @@ from resultsfs.errors import (
     UnsafePathError,
 )
 from resultsfs.fs import xattrs
-from resultsfs.fs.binding import ENOATTR, RENAME_EXCHANGE, RENAME_NOREPLACE, FuseOSError, Operations, context
+from resultsfs.fs.binding import (
+    ENOATTR,
+    RENAME_EXCHANGE,
+    RENAME_NOREPLACE,
+    FuseOSError,
+    Operations,
+    context,
+    file_info_has,
+)
 from resultsfs.fs.handles import HandleTable, ReadHandle, ScratchHandle, WriteHandle
 from resultsfs.fs.paths import Kind, Node, classify, join
 from resultsfs.fs.staging import Staging
@@ -77,6 +85,7 @@ ERRNO: dict[type[ResultsError], int] = {
     ModelLoadError: errno.EINVAL,
 }
 
+_HAS_NOFLUSH = file_info_has("noflush")
 _UTIME_NOW = (1 << 30) - 1
 _UTIME_OMIT = (1 << 30) - 2
 _JSON_HEAD = 4096
@@ -462,6 +471,8 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             # The kernel may keep its cached pages only if they hold this very version.
             fi.keep_cache = 1 if self._served.get(node.path) == key else 0
             self._served[node.path] = key
+            if _HAS_NOFLUSH:
+                fi.noflush = 1  # nothing to commit on close: spare the kernel a FLUSH round trip
         except BaseException:
             os.close(fd)
             raise
