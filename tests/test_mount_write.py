@@ -360,3 +360,31 @@ def test_models_from_environment_variable(tmp_path: Path) -> None:
             del os.environ["RESULTSFS_MODELS"]
         else:
             os.environ["RESULTSFS_MODELS"] = env_models
+
+
+def test_a_commit_waiting_for_a_lease_does_not_stall_other_requests(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    backend = FileBackend(store)
+    backend.set("leased", Counter(writer="a", value=1))
+    backend.set("free", Counter(writer="a", value=1))
+    with mounted(store, tmp_path / "mnt", ["--lock-wait", "30"]) as m:
+        backend.acquire_lock("leased", holder="long-job")
+        writer = subprocess.Popen(
+            [sys.executable, "-c", f"open({str(m.path('leased.json'))!r}, 'w').write('{{\"writer\": \"b\", \"value\": 2}}')"]
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while "'leased' is leased by 'long-job'; waiting" not in m.log():
+                assert time.monotonic() < deadline, "the writer never reached its commit"
+                time.sleep(0.05)
+            # While that commit waits, reads, listings and other commits go through.
+            for i in range(20):
+                assert json.loads(m.path("free.json").read_text())["data"]["value"] >= 1
+                assert "leased.json" in os.listdir(m.mnt)
+                m.path("free.json").write_text(f'{{"writer": "c", "value": {i + 2}}}')
+            assert writer.poll() is None, "the waiting writer should still be waiting"
+        finally:
+            backend.release_lock("leased", holder="long-job")
+        assert writer.wait(timeout=30) == 0
+        assert backend.get("leased") == Counter(writer="b", value=2)
+        assert backend.get("free").value == 21

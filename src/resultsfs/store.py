@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import logging
 import os
 import stat
 import time
@@ -47,6 +48,8 @@ from resultsfs.locks import DEFAULT_TIMEOUT, StripedLocks
 from resultsfs.tree import BackingTree
 
 T = TypeVar("T", bound=BaseModel)
+
+log = logging.getLogger(__name__)
 
 #: The directory, inside the store, of the store's own files.
 META_DIR = ".resultsfs"
@@ -454,7 +457,10 @@ class ResultStore:
                     self._write(parts, raw, existing.stat, new_mode, new_owner)
                     return True
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self.leases.wait(rid, remaining, holder):
+            if remaining <= 0:
+                raise _locked_error(rid, blocking, f"store result {rid!r}")
+            log.debug("result %r is leased by %r; waiting up to %.1fs", rid, blocking.holder, remaining)
+            if not self.leases.wait(rid, remaining, holder):
                 raise _locked_error(rid, blocking, f"store result {rid!r}")
 
     def _should_replace(self, rid: str, behavior: SetBehavior, existing: _Existing, new: Envelope) -> bool:
