@@ -7,6 +7,7 @@ against ``ResultStore.set``. Each configuration mounts its own fresh copy of the
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench_models import MountBenchResult
+
 from resultsfs import FileBackend, SetBehavior
 
 FORK = multiprocessing.get_context("fork")
@@ -64,10 +66,8 @@ def make_store(path: Path, count: int) -> list[str]:
 
 def _mount(store: Path, mnt: Path, extra: list[str]) -> None:
     mnt.mkdir(exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "resultsfs", "mount", str(store), str(mnt), "--models", str(MODELS_FILE), *extra],
-        check=True,
-    )
+    command = [sys.executable, "-m", "resultsfs", "mount", str(store), str(mnt), "--models", str(MODELS_FILE)]
+    subprocess.run([*command, *extra], check=True)
 
 
 def _umount(mnt: Path) -> None:
@@ -91,9 +91,14 @@ def run(count: int = 2000, configs: dict[str, list[str]] | None = None) -> list[
             try:
                 paths = [str(mnt / f"{rid}.json") for rid in ids]
                 tag = f" [{label}]" if label else ""
-                rows.append((f"read, 1 reader, cold{tag}", _parallel_reads(paths, 1), _parallel_reads(direct, 1)))
-                rows.append((f"read, 1 reader, warm{tag}", _parallel_reads(paths, 1), _parallel_reads(direct, 1)))
-                rows.append((f"read, 4 readers{tag}", _parallel_reads(paths, 4), _parallel_reads(direct, 4)))
+                for what, readers in (("1 reader, cold", 1), ("1 reader, warm", 1), ("4 readers", 4)):
+                    rows.append(
+                        (
+                            f"read, {what}{tag}",
+                            _parallel_reads(paths, readers),
+                            _parallel_reads(direct, readers),
+                        )
+                    )
                 rows.append((f"stat every file{tag}", _stat_all(mnt), _stat_all(store)))
                 rows.append(_writes(mnt, store, min(count, 300), tag))
             finally:
@@ -103,7 +108,12 @@ def run(count: int = 2000, configs: dict[str, list[str]] | None = None) -> list[
 
 def _writes(mnt: Path, store_path: Path, count: int, tag: str) -> tuple[str, float, float]:
     payload = MountBenchResult(run="w", loss=0.5, accuracy=0.5, history=[0.2] * 10)
-    raw = ('{"model_type": "MountBenchResult", "namespace": "bench", "data": ' + payload.model_dump_json() + "}").encode()
+    envelope = {
+        "model_type": "MountBenchResult",
+        "namespace": "bench",
+        "data": payload.model_dump(mode="json"),
+    }
+    raw = json.dumps(envelope).encode()
     store = FileBackend(store_path)
 
     def through_mount(i: int) -> None:

@@ -8,14 +8,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import mount_bench
 import store_bench
 
 
 def table(title: str, header: tuple[str, str, str], rows: list[tuple[str, float, float]]) -> None:
     print(f"\n{title}")
-    print(f"{'operation':<34} {header[1]:>14} {header[2]:>14} {'ratio':>8}")
+    print(f"{'operation':<52} {header[1]:>14} {header[2]:>14} {'ratio':>8}")
     for name, ours, other in rows:
-        print(f"{name:<34} {ours:>12.0f}/s {other:>12.0f}/s {ours / other:>7.2f}x")
+        print(f"{name:<52} {ours:>12.0f}/s {other:>12.0f}/s {ours / other:>7.3f}x")
 
 
 def main() -> None:
@@ -26,6 +27,12 @@ def main() -> None:
         "Store API vs a results_manager-style baseline (lock per op, no fsync)",
         ("op", "resultsfs", "baseline"),
         store_bench.run(300 if args.quick else 1500),
+    )
+    configs = {"4 threads (default)": [], "1 thread": ["--threads", "1"]}
+    table(
+        "Mount vs the backing directory, files/s (each configuration on a fresh mount)",
+        ("op", "mount", "directory"),
+        mount_bench.run(300 if args.quick else 2000, configs),
     )
 
 

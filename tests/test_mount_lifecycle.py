@@ -69,7 +69,9 @@ def test_preflight_errors_name_the_path_and_the_fix(tmp_path: Path) -> None:
     for args, message in cases:
         done = resultsfs("mount", *args, "--models", MODELS, check=False)
         assert done.returncode == 1 and message in done.stderr, done.stderr
-    bad_models = resultsfs("mount", str(store), str(tmp_path / "mnt"), "--models", "no_such_models_mod", check=False)
+    bad_models = resultsfs(
+        "mount", str(store), str(tmp_path / "mnt"), "--models", "no_such_models_mod", check=False
+    )
     assert bad_models.returncode == 1 and "no_such_models_mod" in bad_models.stderr
     assert mount_state(tmp_path / "mnt") == "none"
 

@@ -370,7 +370,11 @@ def test_a_commit_waiting_for_a_lease_does_not_stall_other_requests(tmp_path: Pa
     with mounted(store, tmp_path / "mnt", ["--lock-wait", "30"]) as m:
         backend.acquire_lock("leased", holder="long-job")
         writer = subprocess.Popen(
-            [sys.executable, "-c", f"open({str(m.path('leased.json'))!r}, 'w').write('{{\"writer\": \"b\", \"value\": 2}}')"]
+            [
+                sys.executable,
+                "-c",
+                f'open({str(m.path("leased.json"))!r}, \'w\').write(\'{{"writer": "b", "value": 2}}\')',
+            ]
         )
         try:
             deadline = time.monotonic() + 10

@@ -33,7 +33,14 @@ class TestValues:
 
     def test_missing_attribute_is_enodata_never_enosys(self, mount: Mount) -> None:
         path = mount.path(SEED7)
-        for name in ("user.results.lock.holder", "user.results.error", "user.other", "security.selinux", "system.posix_acl_access", "trusted.x"):
+        for name in (
+            "user.results.lock.holder",
+            "user.results.error",
+            "user.other",
+            "security.selinux",
+            "system.posix_acl_access",
+            "trusted.x",
+        ):
             with pytest.raises(OSError) as info:
                 os.getxattr(path, name)
             assert info.value.errno == errno.ENODATA, name
@@ -41,11 +48,17 @@ class TestValues:
 
     def test_size_probe_and_erange(self, mount: Mount, helpers: Path) -> None:
         path = str(mount.path(SEED7))
-        probe = subprocess.run([helpers, "xattr-small", path, "user.results.model_type", "0"], capture_output=True, text=True)
+        probe = subprocess.run(
+            [helpers, "xattr-small", path, "user.results.model_type", "0"], capture_output=True, text=True
+        )
         assert probe.stdout.strip() == "size 7"
-        small = subprocess.run([helpers, "xattr-small", path, "user.results.model_type", "3"], capture_output=True, text=True)
+        small = subprocess.run(
+            [helpers, "xattr-small", path, "user.results.model_type", "3"], capture_output=True, text=True
+        )
         assert small.stdout.strip() == "error Numerical result out of range"
-        exact = subprocess.run([helpers, "xattr-small", path, "user.results.model_type", "7"], capture_output=True, text=True)
+        exact = subprocess.run(
+            [helpers, "xattr-small", path, "user.results.model_type", "7"], capture_output=True, text=True
+        )
         assert exact.stdout.strip() == "size 7"
 
     def test_directories_have_no_result_attributes(self, mount: Mount) -> None:
