@@ -19,6 +19,7 @@ from resultsfs.errors import (
     ResultTooLargeError,
     ResultValidationError,
     StoreNotFoundError,
+    StoreReplacedError,
     UnsafePathError,
 )
 from resultsfs.ids import ResultId
@@ -68,6 +69,7 @@ __all__ = [
     "ResultsManager",
     "SetBehavior",
     "StoreNotFoundError",
+    "StoreReplacedError",
     "StoredResult",
     "UnsafePathError",
     "__version__",

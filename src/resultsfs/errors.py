@@ -97,3 +97,7 @@ class ReadOnlyStoreError(ResultsError, PermissionError):
 
 class MountError(ResultsError, RuntimeError):
     """Mounting or unmounting failed; the message says why and what to do."""
+
+
+class StoreReplacedError(ResultsError, OSError):
+    """The store's directory was replaced or removed while it was open (a mount must restart)."""

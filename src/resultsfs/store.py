@@ -40,6 +40,7 @@ from resultsfs.errors import (
     ResultTooLargeError,
     ResultValidationError,
     StoreNotFoundError,
+    StoreReplacedError,
     UnsafePathError,
 )
 from resultsfs.ids import ResultId
@@ -166,6 +167,8 @@ class ResultStore:
             self.locks_dir.mkdir(parents=True, exist_ok=True)
             leases_dir.mkdir(parents=True, exist_ok=True)
         self.tree = BackingTree(self.base_dir)
+        base = os.fstat(self.tree.base_fd)
+        self._identity = (base.st_dev, base.st_ino)
         self.locks = StripedLocks(self.locks_dir, timeout=lock_timeout)
         self.leases = LeaseTable(leases_dir, self.locks, clock)
 
@@ -173,6 +176,20 @@ class ResultStore:
         """Release the store's open directory descriptors."""
         self.tree.close()
         self.leases.close()
+
+    def check_base(self) -> None:
+        """Raise :class:`StoreReplacedError` if the store's path no longer names the directory
+        this store opened (it was renamed, removed or replaced): writing on would put results
+        where no one finds them."""
+        try:
+            st = os.stat(self.base_dir)
+        except FileNotFoundError:
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != self._identity:
+            raise StoreReplacedError(
+                f"store {self.base_dir} was removed or replaced by another directory while open; "
+                "open it again (for a mount: unmount and mount again)"
+            )
 
     def __enter__(self) -> ResultStore:
         return self
@@ -614,7 +631,7 @@ class ResultStore:
                 self.delete(rid, holder)
             except ResultLockedError:
                 locked.append(rid)
-        self.check(fix=True, validate=False)
+        self.cleanup()
         if locked:
             raise ResultLockedError(
                 f"cleared the store except {len(locked)} result(s) leased by other holders: "
@@ -674,6 +691,27 @@ class ResultStore:
             yield
 
     # ----------------------------------------------------------------- checking
+
+    def cleanup(self) -> list[str]:
+        """Remove abandoned temp files and dead lease records; return what was removed.
+
+        Cheap compared with :meth:`check`: it lists directories but reads no result.
+        """
+        self._check_writable("clean up the store")
+        removed: list[str] = []
+        pending: list[list[str]] = [[]]
+        while pending:
+            parts = pending.pop()
+            try:
+                removed += self._remove_stale_temps(parts)
+                with self.tree.directory(parts) as dir_fd, os.scandir(dir_fd) as entries:
+                    for entry in entries:
+                        if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                            pending.append([*parts, entry.name])
+            except (FileNotFoundError, NotADirectoryError, UnsafePathError):
+                continue
+        removed += [f"{META_DIR}/leases: {rid}" for rid in self.leases.remove_dead()]
+        return removed
 
     def check(self, fix: bool = False, *, validate: bool = True) -> CheckReport:
         """Walk the store and report what is not a healthy result; never deletes a result.

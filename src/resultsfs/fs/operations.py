@@ -45,6 +45,7 @@ from resultsfs.errors import (
     ResultTooLargeError,
     ResultValidationError,
     StoreNotFoundError,
+    StoreReplacedError,
     UnsafePathError,
 )
 from resultsfs.fs import xattrs
@@ -81,11 +82,14 @@ ERRNO: dict[type[ResultsError], int] = {
     UnsafePathError: errno.EACCES,
     ReadOnlyStoreError: errno.EROFS,
     StoreNotFoundError: errno.ENOENT,
+    StoreReplacedError: errno.ESTALE,
     ModelConflictError: errno.EINVAL,
     ModelLoadError: errno.EINVAL,
 }
 
 _HAS_NOFLUSH = file_info_has("noflush")
+#: How often the daemon checks that the store's path still names the directory it serves.
+_BASE_CHECK_INTERVAL = 0.5
 _UTIME_NOW = (1 << 30) - 1
 _UTIME_OMIT = (1 << 30) - 2
 _JSON_HEAD = 4096
@@ -204,6 +208,9 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         #: Last rejected commit (or failed validation) per path, for ``user.results.error``.
         self._errors: dict[str, str] = {}
         self._placeholders: dict[str, Placeholder] = {}
+        #: Set (to the reason) once the store's directory was replaced under the mount.
+        self._replaced: str | None = None
+        self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._is_root = os.geteuid() == 0
 
@@ -212,10 +219,34 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     def init(self, path: str) -> None:
         log.info("mounted %s", self.store.base_dir)
         self.ready = True
+        threading.Thread(target=self._watch_base, name="resultsfs-base-watch", daemon=True).start()
+        if not self.options.read_only:
+            threading.Thread(target=self._clean_up, name="resultsfs-cleanup", daemon=True).start()
         if self.on_ready is not None:
             self.on_ready()
 
+    def _watch_base(self) -> None:
+        """Notice when the store's directory is replaced under a running mount (then: ESTALE)."""
+        while not self._stopped.wait(_BASE_CHECK_INTERVAL):
+            try:
+                self.store.check_base()
+            except StoreReplacedError as exc:
+                if self._replaced is None:
+                    log.error("%s", exc)  # noqa: TRY400 - the message says it all; no traceback
+                self._replaced = str(exc)
+
+    def _clean_up(self) -> None:
+        """Remove what writers killed before this mount left behind (temp files, dead leases)."""
+        try:
+            removed = self.store.cleanup()
+        except Exception:
+            log.exception("cleaning up %s failed", self.store.base_dir)
+            return
+        for what in removed:
+            log.info("removed leftover %s", what)
+
     def destroy(self, path: str) -> None:
+        self._stopped.set()
         self.handles.close_all()
         if self.staging is not None:
             self.staging.close()
@@ -224,14 +255,25 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     # ---------------------------------------------------------------- helpers
 
     def _node(self, path: str | None) -> Node:
+        if self._replaced is not None:
+            raise _fail(errno.ESTALE)
         node = classify(path) if path is not None else None
-        if node is None:
+        if node is None or node.kind is Kind.INVALID:
             raise _fail(errno.ENOENT)
         return node
+
+    def _new_node(self, path: str) -> Node:
+        """The node of a name about to be created; invalid names are refused with EINVAL."""
+        node = classify(path)
+        if node is not None and node.kind is Kind.INVALID:
+            log.warning("%r: cannot create: %s", path, node.reason)
+            raise _fail(errno.EINVAL)
+        return self._node(path)
 
     def _writable(self) -> None:
         if self.options.read_only:
             raise _fail(errno.EROFS)
+        self.store.check_base()
 
     def _staging(self) -> Staging:
         if self.staging is None:
@@ -516,7 +558,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     @_translate
     def create(self, path: str, mode: int, fi: Any) -> int:
         self._writable()
-        node = self._node(path)
+        node = self._new_node(path)
         flags = int(fi.flags)
         if node.kind is Kind.RESULT:
             if flags & os.O_EXCL and self._result_stat(node) is not None:
@@ -711,7 +753,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         self._writable()
         if not stat.S_ISREG(mode):
             raise _fail(errno.EPERM)
-        node = self._node(path)
+        node = self._new_node(path)
         if node.kind is Kind.RESULT:
             if self._exists(node):
                 raise _fail(errno.EEXIST)
@@ -729,9 +771,19 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         return 0
 
     @_translate
+    def link(self, target: str, source: str) -> int:
+        log.warning("%s: hard links are not supported (a result has exactly one name)", target)
+        raise _fail(errno.EPERM)
+
+    @_translate
+    def symlink(self, target: str, source: str) -> int:
+        log.warning("%s: symbolic links are not supported in a results store", target)
+        raise _fail(errno.EPERM)
+
+    @_translate
     def mkdir(self, path: str, mode: int) -> int:
         self._writable()
-        node = self._node(path)
+        node = self._new_node(path)
         if node.kind is not Kind.DIR_OR_SCRATCH:
             log.warning("%s: not a valid ID prefix; directories name parts of result IDs", path)
             raise _fail(errno.EINVAL)
@@ -763,7 +815,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     @_translate
     def rename(self, old: str, new: str, flags: int = 0) -> int:
         self._writable()
-        src, dst = self._node(old), self._node(new)
+        src, dst = self._node(old), self._new_node(new)
         if flags & RENAME_EXCHANGE or flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
             raise _fail(errno.EINVAL)
         if src.kind is Kind.ROOT or dst.kind is Kind.ROOT:
@@ -901,9 +953,27 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         os.utime(target, ns=_resolve_times(times, now, current), follow_symlinks=False)
         return 0
 
-    def _set_times(self, node: Node, times: tuple[int, int]) -> None:
+    def _open_for_metadata(self, node: Node) -> int:
+        """A descriptor of a result's file whose metadata may be changed.
+
+        A file with other hard links is refused: changing its mode, owner or times would
+        change a file outside the store, or another store's result.
+        """
         with self.store.tree.directory(node.parent) as dir_fd:
             fd = os.open(node.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        links = os.fstat(fd).st_nlink
+        if links > 1:
+            os.close(fd)
+            self._record_error(
+                node.path,
+                "metadata",
+                UnsafePathError(f"the file has {links} hard links; its metadata is not changed"),
+            )
+            raise _fail(errno.EPERM)
+        return fd
+
+    def _set_times(self, node: Node, times: tuple[int, int]) -> None:
+        fd = self._open_for_metadata(node)
         try:
             current = os.fstat(fd)
             atime = current.st_atime_ns if times[0] < 0 else times[0]
@@ -941,8 +1011,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 elif self.handles.pending(node.path) is None:
                     raise _fail(errno.ENOENT)
                 return 0
-            with self.store.tree.directory(node.parent) as dir_fd:
-                fd = os.open(node.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            fd = self._open_for_metadata(node)
             try:
                 os.fchmod(fd, stat.S_IMODE(mode))
             finally:
@@ -965,8 +1034,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                     current = holder.owner or (os.geteuid(), os.getegid())
                     holder.owner = (current[0] if uid < 0 else uid, current[1] if gid < 0 else gid)
                 return 0
-            with self.store.tree.directory(node.parent) as dir_fd:
-                fd = os.open(node.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            fd = self._open_for_metadata(node)
             try:
                 os.fchown(fd, uid, gid)
             finally:

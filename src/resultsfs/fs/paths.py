@@ -3,8 +3,9 @@
 * ``/a/b/seed7.json`` names result ``a/b/seed7`` when ``seed7`` is a valid ID part;
 * any other name that is a valid directory part (``lr0.1``, ``sedAbC123``, ``x.json.tmp``)
   is a directory if the backing tree has one, otherwise a scratch file;
-* every other name (``.x.json.AbC123``, ``.swp`` files, ``x.json~`` is a valid part but
-  not a result name) is a scratch file.
+* every other name (``.x.json.AbC123``, ``.swp`` files) is a scratch file;
+* names that are not UTF-8 or hold control characters (a newline), and paths nested deeper
+  than an ID may be, are invalid: nothing can be created under them.
 
 Directories above the last component must be valid directory parts; a path through anything
 else cannot exist. Classification is pure string work, cached, because every FUSE call
@@ -26,6 +27,8 @@ class Kind(enum.Enum):
     #: A valid directory name: a backing directory if one exists, else a scratch file.
     DIR_OR_SCRATCH = "dir-or-scratch"
     SCRATCH = "scratch"
+    #: A name nothing may be created under (not UTF-8, control characters, too deep).
+    INVALID = "invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,8 @@ class Node:
     name: str
     #: For results: the normalised result ID.
     result_id: str = ""
+    #: For invalid names: why.
+    reason: str = ""
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -61,14 +66,31 @@ def classify(path: str) -> Node | None:
         if not ids.is_valid_part(part, is_last=False):
             return None
     name = components[-1]
+    if name in (".", ".."):
+        return None
+    reason = _unusable(name)
+    if reason is None and len(parent) >= ids.MAX_DEPTH:
+        reason = f"nested deeper than {ids.MAX_DEPTH} levels"
+    if reason is not None:
+        return Node(Kind.INVALID, path, parent, name, reason=reason)
     stem = ids.result_name_to_part(name)
     if stem is not None:
         return Node(Kind.RESULT, path, parent, name, "/".join((*parent, stem)))
     if ids.is_valid_part(name, is_last=False):
         return Node(Kind.DIR_OR_SCRATCH, path, parent, name)
-    if name in (".", "..") or "\0" in name:
-        return None
     return Node(Kind.SCRATCH, path, parent, name)
+
+
+def _unusable(name: str) -> str | None:
+    """Why no file, not even a scratch file, may have this name (None if it may)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the name is not valid UTF-8"
+    for char in name:
+        if ord(char) < 32 or ord(char) == 127:
+            return f"the name contains the control character {char!r}"
+    return None
 
 
 def join(directory: str, name: str) -> str:
