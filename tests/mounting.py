@@ -97,8 +97,11 @@ def stop(mount: Mount) -> None:
 
 
 @contextlib.contextmanager
-def mounted(store: Path, mnt: Path, extra: Sequence[str] = ()) -> Iterator[Mount]:
-    mount = start(store, mnt, extra)
+def mounted(
+    store: Path, mnt: Path, extra: Sequence[str] = (), workdir: Path | None = None
+) -> Iterator[Mount]:
+    """Mount for the block; pid and log files go to ``workdir`` (default: beside the store)."""
+    mount = start(store, mnt, extra, workdir)
     try:
         yield mount
     finally:

@@ -143,3 +143,37 @@ def test_staging_of_a_dead_mount_is_removed_by_the_next_mount(tmp_path: Path) ->
         assert "scratch.tmp" not in os.listdir(mnt)
     finally:
         stop(mount)
+
+
+def test_a_store_written_by_results_manager_mounts_in_the_background(tmp_path: Path) -> None:
+    store = tmp_path / "rm-store"
+    (store / "exp").mkdir(parents=True)
+    (store / "exp" / "run.json").write_text(
+        '{\n  "model_type": "Counter",\n  "namespace": "default",\n  "data": {\n    "writer": "rm",\n    "value": 1\n  }\n}'
+    )
+    with mounted(store, tmp_path / "mnt") as m:
+        assert (m.mnt / "exp" / "run.json").read_text().startswith("{")
+    assert (store / ".resultsfs" / "mount.log").exists() or (tmp_path / "mnt.log").exists()
+
+
+def test_pid_file_in_the_foreground(tmp_path: Path) -> None:
+    store, mnt, pid_file = _store(tmp_path), tmp_path / "mnt", tmp_path / "fg.pid"
+    mnt.mkdir()
+    proc = subprocess.Popen(
+        [*RESULTSFS, "mount", "-f", str(store), str(mnt), "--models", MODELS, "--pid-file", str(pid_file)],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not pid_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        assert int(pid_file.read_text()) == proc.pid
+        resultsfs("umount", str(mnt))
+        assert proc.wait(timeout=20) == 0
+        assert not pid_file.exists()
+    finally:
+        if proc.poll() is None:
+            subprocess.run(["fusermount3", "-uz", str(mnt)], check=False)
+            proc.kill()
+            proc.wait()

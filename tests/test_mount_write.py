@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -188,7 +189,8 @@ def _os_write(path: Path, data: bytes, flags: int = os.O_WRONLY | os.O_CREAT | o
     try:
         os.write(fd, data)
     except OSError as exc:
-        os.close(fd)
+        with contextlib.suppress(OSError):  # close repeats the refusal
+            os.close(fd)
         return exc.errno
     try:
         os.close(fd)
@@ -392,3 +394,72 @@ def test_a_commit_waiting_for_a_lease_does_not_stall_other_requests(tmp_path: Pa
         assert writer.wait(timeout=30) == 0
         assert backend.get("leased") == Counter(writer="b", value=2)
         assert backend.get("free").value == 21
+
+
+class TestReviewFindings:
+    """Behaviours a second reading of the code found wanting; each was fixed."""
+
+    def test_truncating_without_writing_is_reported_and_changes_nothing(self, mount: Mount) -> None:
+        before = mount.backing("sweep3/lr0.1/seed7.json").read_bytes()
+        assert sh(f": > {mount.mnt}/sweep3/lr0.1/seed7.json").returncode == 0  # bash ignores close errors
+        assert mount.backing("sweep3/lr0.1/seed7.json").read_bytes() == before
+        error = os.getxattr(mount.path("sweep3/lr0.1/seed7.json"), "user.results.error").decode()
+        assert "cannot be empty" in error
+        assert mount.path("sweep3/lr0.1/seed7.json").read_bytes() == before
+
+    def test_a_commit_refused_at_fsync_is_refused_again_at_close(self, mount: Mount) -> None:
+        fd = os.open(mount.path("sweep3/lr0.1/seed7.json"), os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, b'{"model_type": "Metrics", "data": {"loss": "bad"}}')
+        with pytest.raises(OSError) as at_fsync:
+            os.fsync(fd)
+        with pytest.raises(OSError) as at_close:
+            os.close(fd)
+        assert at_fsync.value.errno == at_close.value.errno == errno.EINVAL
+
+    def test_a_refused_new_result_stays_as_an_empty_placeholder_with_its_error(self, mount: Mount) -> None:
+        assert _os_write(mount.path("fresh.json"), b'{"loss": 1}') == errno.EINVAL
+        assert mount.path("fresh.json").stat().st_size == 0
+        assert "bare data" in os.getxattr(mount.path("fresh.json"), "user.results.error").decode()
+        assert os.listxattr(mount.path("fresh.json")) == ["user.results.error"]
+        assert not (mount.store / "fresh.json").exists()
+        mount.path("fresh.json").write_text(envelope(step=1))
+        assert stored(mount, "fresh")["data"]["step"] == 1
+
+    def test_sizes_are_right_at_once_after_a_refused_truncate(self, mount: Mount) -> None:
+        path = mount.path("sweep3/lr0.1/seed7.json")
+        before = path.read_bytes()
+        assert sh(f"truncate -s 10 {path}").returncode == 1
+        time.sleep(0.05)  # the kernel's cache is dropped right after the refusal
+        assert path.stat().st_size == len(before)
+        assert path.read_bytes() == before
+
+    def test_readers_see_the_whole_committed_result_while_a_writer_is_pending(self, mount: Mount) -> None:
+        path = mount.path("sweep3/lr0.1/seed7.json")
+        before = path.read_bytes()
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, b"{")  # pending, one byte long
+            reader = subprocess.run(["cat", str(path)], capture_output=True, timeout=30)
+            assert reader.stdout == before
+            assert os.stat(path).st_size == len(before)
+        finally:
+            with pytest.raises(OSError):
+                os.close(fd)
+
+    def test_scratch_files_keep_any_extended_attribute(self, mount: Mount) -> None:
+        scratch = mount.path("sweep3/notes.tmp")
+        scratch.write_text("draft")
+        os.setxattr(scratch, "user.results.model_type", b"Draft")
+        os.setxattr(scratch, "user.mine", b"1")
+        assert os.getxattr(scratch, "user.results.model_type") == b"Draft"
+        assert set(os.listxattr(scratch)) >= {"user.results.model_type", "user.mine"}
+
+
+def test_max_result_bytes_option(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    FileBackend(store).close()
+    with mounted(store, tmp_path / "mnt", ["--max-result-bytes", "200"]) as m:
+        small = envelope(step=1).encode()
+        assert _os_write(m.path("small.json"), small) is None
+        big = json.dumps({**ENVELOPE, "data": {**ENVELOPE["data"], "pad": "x" * 300}}).encode()
+        assert _os_write(m.path("big.json"), big) == errno.EFBIG

@@ -37,8 +37,15 @@ def _unmount(mnt: Path) -> None:
 
 def test_helper_translates_fstab_options(tmp_path: Path) -> None:
     store, mnt = _store(tmp_path), tmp_path / "mnt"
+    extra_models = tmp_path / "extra_models.py"
+    extra_models.write_text(
+        "from pydantic import BaseModel\nfrom resultsfs import register_model\n\n\n"
+        "@register_model\nclass Extra(BaseModel):\n    n: int\n"
+    )
+    # models=A:B loads both; mount(8) and systemd options are dropped; noatime goes to libfuse.
     options = (
-        f"models={MODELS},ro,noauto,nofail,_netdev,x-systemd.automount,on_exists=raise,lock_wait=2,noatime"
+        f"models={MODELS}:{extra_models},ro,noauto,nofail,_netdev,x-systemd.automount,"
+        "on_exists=raise,lock_wait=2,noatime"
     )
     env = {**os.environ, "RESULTSFS": RESULTSFS_BIN}
     try:
@@ -54,6 +61,9 @@ def test_helper_translates_fstab_options(tmp_path: Path) -> None:
         assert line.split()[3].startswith("ro,") and "noatime" in line
         assert (mnt / "r.json").read_text().startswith("{")
         assert sh(f"echo '{{}}' > {mnt}/r.json").returncode == 1  # read-only
+        (store / "e.json").write_text('{"model_type": "Extra", "data": {"n": 1}}')
+        time.sleep(1.1)
+        assert (mnt / "e.json").read_text().startswith("{")  # the second models file was loaded
     finally:
         _unmount(mnt)
 

@@ -373,6 +373,11 @@ class TestRename:
         assert store.list_ids() == ["y"]
         assert store.get("y") == metrics
 
+    def test_moves_into_a_new_directory(self, store: FileBackend, metrics: Metrics) -> None:
+        store.set("x", metrics)
+        store.rename("x", "new/dir/y")
+        assert store.list_ids() == ["new/dir/y"]
+
     def test_missing_source(self, store: FileBackend) -> None:
         with pytest.raises(ResultNotFoundError):
             store.rename("nope", "x")

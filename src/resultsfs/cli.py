@@ -19,7 +19,7 @@ import click
 from resultsfs import __version__, registry
 from resultsfs.errors import ResultsError
 from resultsfs.leases import IsolationLevel
-from resultsfs.store import ResultStore, SetBehavior
+from resultsfs.store import DEFAULT_MAX_RESULT_BYTES, ResultStore, SetBehavior
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,6 +115,13 @@ def main() -> None:
     "--pid-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the daemon's pid here."
 )
 @click.option(
+    "--max-result-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_RESULT_BYTES,
+    show_default=True,
+    help="Refuse results larger than this (EFBIG).",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1, max=64),
     default=4,
@@ -147,6 +154,7 @@ def mount(
     fuse_options: Sequence[str],
     log_file: Path | None,
     pid_file: Path | None,
+    max_result_bytes: int,
     threads: int,
     cache_timeout: float,
     debug: bool,
@@ -177,6 +185,7 @@ def mount(
             fuse_options=fuse_options,
             log_file=log_file.absolute() if log_file else None,
             pid_file=pid_file,
+            max_result_bytes=max_result_bytes,
             debug=debug,
         )
     )
@@ -222,7 +231,7 @@ def get(store: str, result_id: str, models: Sequence[str]) -> None:
 @click.argument("source", type=click.File("rb"), default="-")
 @_models_option
 @click.option("--on-exists", type=click.Choice(list(ON_EXISTS)), default="raise", show_default=True)
-@click.option("--holder", help="Lease holder to write as (default: this process).")
+@click.option("--holder", help="Lease holder to write as (default: HOST:PID:THREAD of this command).")
 @_reported
 def put(
     store: str, result_id: str, source: Any, models: Sequence[str], on_exists: str, holder: str | None
@@ -233,19 +242,23 @@ def put(
     result already stored under RESULT_ID.
     """
     _load_models(models)
-    written = _store(store).set_bytes(result_id, source.read(), ON_EXISTS[on_exists], holder)
+    backend = _store(store)
+    # Read one byte past the limit: a huge input is refused without reading all of it.
+    raw = source.read(backend.max_result_bytes + 1)
+    written = backend.set_bytes(result_id, raw, ON_EXISTS[on_exists], holder)
     click.echo(f"{result_id}: {'stored' if written else 'left as it was'}")
 
 
 @main.command()
 @click.argument("store", type=click.Path(file_okay=False))
 @click.argument("result_ids", nargs=-1, required=True)
+@click.option("--holder", help="Lease holder to delete as (default: HOST:PID:THREAD of this command).")
 @_reported
-def rm(store: str, result_ids: Sequence[str]) -> None:
+def rm(store: str, result_ids: Sequence[str], holder: str | None) -> None:
     """Delete results."""
     backend = _store(store)
     for rid in result_ids:
-        if not backend.delete(rid):
+        if not backend.delete(rid, holder):
             raise click.ClickException(f"no result found for ID {rid!r}")
 
 

@@ -605,7 +605,10 @@ class ResultStore:
                         f"cannot move result {old!r} to {new!r}: a result is already stored there",
                         result_id=new,
                     )
-            with self.tree.directory(old_parts[:-1]) as src_fd, self.tree.directory(new_parts[:-1]) as dst_fd:
+            with (
+                self.tree.directory(old_parts[:-1]) as src_fd,
+                self.tree.directory(new_parts[:-1], create=True) as dst_fd,
+            ):
                 os.rename(
                     old_parts[-1] + ids.SUFFIX,
                     new_parts[-1] + ids.SUFFIX,

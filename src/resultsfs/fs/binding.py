@@ -65,6 +65,28 @@ def file_info_has(field: str) -> bool:
     return any(entry[0] == field for entry in mfusepy.fuse_file_info._fields_)
 
 
+def current_fuse() -> int:
+    """The ``struct fuse *`` of the running filesystem (valid from inside a request)."""
+    return int(mfusepy._libfuse.fuse_get_context().contents.fuse or 0)
+
+
+_libfuse = mfusepy._libfuse
+_invalidate = getattr(_libfuse, "fuse_invalidate_path", None)
+if _invalidate is not None:
+    _invalidate.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+    _invalidate.restype = ctypes.c_int
+
+
+def invalidate_path(fuse: int, path: str) -> None:
+    """Make the kernel forget cached attributes and data of ``path`` (libfuse 3.1+).
+
+    libfuse warns that calling this inside a related request can deadlock; callers do it from
+    their own thread.
+    """
+    if _invalidate is not None and fuse:
+        _invalidate(fuse, path.encode("utf-8", "surrogateescape"))
+
+
 def context() -> tuple[int, int, int]:
     """``(uid, gid, pid)`` of the process that made the current request."""
     uid, gid, pid = fuse_get_context()
@@ -81,6 +103,8 @@ __all__ = [
     "Operations",
     "ResultsFUSE",
     "context",
+    "current_fuse",
     "file_info_has",
     "fuse_exit",
+    "invalidate_path",
 ]

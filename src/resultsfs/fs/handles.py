@@ -56,6 +56,10 @@ class WriteHandle:
     unlinked: bool = False
     #: ``utimens`` asked while the commit was pending: ``(atime_ns, mtime_ns)`` to apply after it.
     times: tuple[int, int] | None = None
+    #: Opened with ``O_TRUNC``: a close with nothing written is a request to empty the result.
+    truncated: bool = False
+    #: errno of the last refused commit; repeated by later flushes until new data arrives.
+    failure: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def read(self, size: int, offset: int) -> bytes:
@@ -69,6 +73,7 @@ class WriteHandle:
             self.buffer.extend(b"\0" * (offset - len(self.buffer)))
         self.buffer[offset:end] = data
         self.dirty = True
+        self.failure = None
         return len(data)
 
     def truncate(self, length: int, limit: int) -> None:
@@ -79,6 +84,7 @@ class WriteHandle:
         else:
             self.buffer.extend(b"\0" * (length - len(self.buffer)))
         self.dirty = True
+        self.failure = None
 
     def close(self) -> None:
         self.buffer = bytearray()

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ from resultsfs import registry
 from resultsfs.errors import MountError
 from resultsfs.fs.binding import ResultsFUSE
 from resultsfs.fs.operations import MountOptions, ResultsOperations
-from resultsfs.store import META_DIR, ResultStore
+from resultsfs.store import DEFAULT_MAX_RESULT_BYTES, META_DIR, ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ class MountConfig:
     log_file: Path | None = None
     #: Where the daemon writes its pid once it is ready (removed when it exits).
     pid_file: Path | None = None
+    #: Results larger than this are refused (EFBIG).
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     debug: bool = False
 
 
@@ -152,13 +154,27 @@ def _configure_logging(config: MountConfig, default_file: Path | None) -> None:
 def _default_log_file(config: MountConfig) -> Path | None:
     if config.options.read_only:
         return None
-    return config.store / META_DIR / "mount.log"
+    meta = config.store / META_DIR
+    meta.mkdir(exist_ok=True)  # a store written by results_manager has none yet
+    return meta / "mount.log"
 
 
-def _serve(config: MountConfig, on_ready: object = None) -> None:
-    """Run the FUSE loop until unmounted."""
-    store = ResultStore(config.store, create_if_missing=False, read_only=config.options.read_only)
-    operations = ResultsOperations(store, config.options, on_ready=on_ready)  # type: ignore[arg-type]
+def _serve(config: MountConfig, on_ready: Callable[[], None] | None = None) -> None:
+    """Run the FUSE loop until unmounted; ``--pid-file`` is written once the mount is ready."""
+    store = ResultStore(
+        config.store,
+        create_if_missing=False,
+        read_only=config.options.read_only,
+        max_result_bytes=config.max_result_bytes,
+    )
+
+    def ready() -> None:
+        if config.pid_file is not None:
+            config.pid_file.write_text(f"{os.getpid()}\n")
+        if on_ready is not None:
+            on_ready()
+
+    operations = ResultsOperations(store, config.options, on_ready=ready)
     log.info("mounting %s on %s (%s)", config.store, config.mountpoint, config.options)
     try:
         ResultsFUSE(operations, str(config.mountpoint), raw_fi=True, **_fuse_kwargs(config))
@@ -170,6 +186,10 @@ def _serve(config: MountConfig, on_ready: object = None) -> None:
                 f"cannot mount {config.store} on {config.mountpoint} (libfuse error {exc})"
             ) from exc
         log.info("stopped by a signal; unmounted %s", config.mountpoint)
+    finally:
+        if config.pid_file is not None:
+            with suppress(FileNotFoundError):
+                config.pid_file.unlink()
 
 
 def mount(config: MountConfig) -> None:
@@ -233,17 +253,10 @@ def _daemonize(config: MountConfig, ready_fd: int) -> None:  # pragma: no cover 
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
         def ready() -> None:
-            if config.pid_file is not None:
-                config.pid_file.write_text(f"{os.getpid()}\n")
             os.write(ready_fd, b"ready\n")
             os.close(ready_fd)
 
-        try:
-            _serve(config, ready)
-        finally:
-            if config.pid_file is not None:
-                with suppress(FileNotFoundError):
-                    config.pid_file.unlink()
+        _serve(config, ready)
     except BaseException as exc:  # the parent must hear of every failure
         log.exception("mount failed")
         with suppress(OSError):

@@ -18,6 +18,7 @@ import errno
 import functools
 import logging
 import os
+import queue
 import socket
 import stat
 import threading
@@ -56,7 +57,9 @@ from resultsfs.fs.binding import (
     FuseOSError,
     Operations,
     context,
+    current_fuse,
     file_info_has,
+    invalidate_path,
 )
 from resultsfs.fs.handles import HandleTable, ReadHandle, ScratchHandle, WriteHandle
 from resultsfs.fs.paths import Kind, Node, classify, join
@@ -211,6 +214,9 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         #: Set (to the reason) once the store's directory was replaced under the mount.
         self._replaced: str | None = None
         self._stopped = threading.Event()
+        #: Paths whose kernel caches must be dropped (after commits); served by one thread.
+        self._stale: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._fuse = 0
         self._lock = threading.Lock()
         self._is_root = os.geteuid() == 0
 
@@ -219,7 +225,9 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     def init(self, path: str) -> None:
         log.info("mounted %s", self.store.base_dir)
         self.ready = True
+        self._fuse = current_fuse()
         threading.Thread(target=self._watch_base, name="resultsfs-base-watch", daemon=True).start()
+        threading.Thread(target=self._invalidate, name="resultsfs-invalidate", daemon=True).start()
         if not self.options.read_only:
             threading.Thread(target=self._clean_up, name="resultsfs-cleanup", daemon=True).start()
         if self.on_ready is not None:
@@ -235,6 +243,19 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                     log.error("%s", exc)  # noqa: TRY400 - the message says it all; no traceback
                 self._replaced = str(exc)
 
+    def _invalidate(self) -> None:
+        """Drop the kernel's cached size and pages of paths whose content changed under a writer.
+
+        After a commit the stored bytes are the canonical envelope (or, when refused, the old
+        result), not what the writer wrote; the kernel must not go on serving the writer's
+        size or pages. libfuse forbids doing this inside the request, hence this thread.
+        """
+        while (path := self._stale.get()) is not None:
+            try:
+                invalidate_path(self._fuse, path)
+            except Exception:
+                log.exception("%s: could not invalidate the kernel cache", path)
+
     def _clean_up(self) -> None:
         """Remove what writers killed before this mount left behind (temp files, dead leases)."""
         try:
@@ -247,6 +268,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
 
     def destroy(self, path: str) -> None:
         self._stopped.set()
+        self._stale.put(None)
         self.handles.close_all()
         if self.staging is not None:
             self.staging.close()
@@ -366,12 +388,14 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         if node.kind is Kind.ROOT:
             return _attrs(os.fstat(self.store.tree.base_fd))
         if node.kind is Kind.RESULT:
-            pending = self.handles.pending(node.path)
-            if pending is not None:
-                return self._pending_attrs(pending)
+            # Everyone sees the committed result (its size is what a reader reads); only a
+            # result that does not exist yet shows the writer's pending size.
             st = self._result_stat(node)
             if st is not None:
                 return _attrs(st)
+            pending = self.handles.pending(node.path)
+            if pending is not None:
+                return self._pending_attrs(pending)
             placeholder = self._placeholders.get(node.path)
             if placeholder is None:
                 raise _fail(errno.ENOENT)
@@ -551,6 +575,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             exclusive=bool(flags & os.O_EXCL),
             mode=new_mode,
             owner=owner,
+            truncated=bool(flags & os.O_TRUNC) and st is not None,
         )
         self._served.pop(node.path, None)
         return self.handles.add(handle)
@@ -595,6 +620,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             if offset < _JSON_HEAD:
                 head = bytes(handle.buffer[:offset]) + data[: _JSON_HEAD - offset]
                 if not envelope.looks_like_json_object_start(head):
+                    handle.failure = errno.EINVAL
                     self._record_error(
                         handle.path,
                         "write",
@@ -626,14 +652,20 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         # truncate(2) on a result with no open handle: a whole new content, committed now.
         raw = self.store.read(node.result_id).raw
         content = raw[:length] + b"\0" * max(0, length - len(raw))
-        self._commit_bytes(node, content, exclusive=False)
+        try:
+            self._commit_bytes(node, content, exclusive=False)
+        finally:
+            self._stale.put(node.path)
         return 0
 
     @_translate
     def flush(self, path: str | None, fi: Any) -> int:
         handle = self.handles.get(fi.fh)
-        if isinstance(handle, WriteHandle) and handle.dirty:
-            self._commit(handle)
+        if isinstance(handle, WriteHandle):
+            if handle.dirty:
+                self._commit(handle)
+            elif handle.failure is not None:
+                raise _fail(handle.failure)  # the refused data is still what this file holds
         return 0
 
     @_translate
@@ -642,6 +674,8 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         if isinstance(handle, WriteHandle):
             if handle.dirty:
                 self._commit(handle)
+            elif handle.failure is not None:
+                raise _fail(handle.failure)
         elif isinstance(handle, ScratchHandle):
             os.fsync(handle.fd)
         return 0
@@ -657,6 +691,18 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                     # A refusal is recorded in user.results.error and the log; nobody waits for release.
                     with suppress(FuseOSError):
                         self._commit(handle)
+                elif (
+                    handle.truncated and not handle.buffer and handle.failure is None and not handle.unlinked
+                ):
+                    self._record_error(
+                        handle.path,
+                        "truncate",
+                        CorruptResultError(
+                            "opened with O_TRUNC and closed without writing: "
+                            "a result cannot be empty; left as it was"
+                        ),
+                    )
+                    self._stale.put(handle.path)
                 if handle.created and not handle.unlinked and handle.path not in self._placeholders:
                     node = classify(handle.path)
                     if node is not None and node.kind is Kind.RESULT and self._result_stat(node) is None:
@@ -678,13 +724,19 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             node = classify(handle.path)
             if handle.unlinked or node is None or node.kind is not Kind.RESULT:
                 return
-            self._commit_bytes(
-                node,
-                bytes(handle.buffer),
-                exclusive=handle.exclusive and handle.created,
-                mode=handle.mode,
-                owner=handle.owner,
-            )
+            try:
+                self._commit_bytes(
+                    node,
+                    bytes(handle.buffer),
+                    exclusive=handle.exclusive and handle.created,
+                    mode=handle.mode,
+                    owner=handle.owner,
+                )
+            except FuseOSError as exc:
+                handle.failure = exc.errno
+                raise
+            finally:
+                self._stale.put(node.path)
             handle.created = False
             handle.exclusive = False
             if handle.times is not None:
@@ -712,14 +764,16 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 new_mode=mode,
                 new_owner=owner,
             )
-        except ResultsError as exc:
-            self._record_error(node.path, "commit refused", exc)
+        except (ResultsError, OSError) as exc:
+            self._record_error(
+                node.path, "commit refused" if isinstance(exc, ResultsError) else "commit failed", exc
+            )
             raise FuseOSError(errno_of(exc)) from exc
         self._errors.pop(node.path, None)
         self._served.pop(node.path, None)
         self._placeholders.pop(node.path, None)
         if written:
-            log.info("%s: committed %d bytes as result %r", node.path, len(raw), node.result_id)
+            log.info("%s: committed as result %r (%d bytes written)", node.path, node.result_id, len(raw))
         else:
             log.info(
                 "%s: a result exists; left as it was (--on-exists %s)",
@@ -1045,14 +1099,19 @@ class ResultsOperations(Operations):  # type: ignore[misc]
 
     @_translate
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
-        if not name.startswith(xattrs.PREFIX):
-            node = self._node(path)
-            if node.kind is Kind.RESULT or node.kind is Kind.ROOT or self._dir_stat(node) is not None:
+        node = self._node(path)
+        if node.kind is not Kind.RESULT:
+            if node.kind is Kind.ROOT or self._dir_stat(node) is not None:
                 raise _fail(ENOATTR)
             return os.getxattr(self._other_path(node), name, follow_symlinks=False)
-        node = self._node(path)
-        if node.kind is not Kind.RESULT or self._result_stat(node) is None:
-            raise _fail(ENOATTR)
+        if not name.startswith(xattrs.PREFIX):
+            raise _fail(ENOATTR)  # the fast answer to ls -l (security.selinux, POSIX ACLs) and write
+        if self._result_stat(node) is None:
+            # A placeholder (or a new result whose commit was refused) shows only its error.
+            error = self._errors.get(node.path) if name == xattrs.ERROR else None
+            if error is None:
+                raise _fail(ENOATTR)
+            return error.encode("utf-8")
         env = self._envelope_of(node) if xattrs.needs_envelope(name) else None
         lease = self.store.leases.current(node.result_id) if xattrs.needs_lease(name) else None
         found = xattrs.value(name, env, lease, self._errors.get(node.path))
@@ -1065,7 +1124,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         node = self._node(path)
         if node.kind is Kind.RESULT:
             if self._result_stat(node) is None:
-                return []
+                return [xattrs.ERROR] if node.path in self._errors else []
             env = self._envelope_of(node)
             lease = self.store.leases.current(node.result_id)
             return xattrs.names(env, lease, self._errors.get(node.path))

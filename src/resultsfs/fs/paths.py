@@ -68,12 +68,13 @@ def classify(path: str) -> Node | None:
     name = components[-1]
     if name in (".", ".."):
         return None
+    stem = ids.result_name_to_part(name)
     reason = _unusable(name)
-    if reason is None and len(parent) >= ids.MAX_DEPTH:
-        reason = f"nested deeper than {ids.MAX_DEPTH} levels"
+    # A result may be MAX_DEPTH parts deep; a directory one less, so that it can hold results.
+    if reason is None and len(parent) >= ids.MAX_DEPTH - (stem is None):
+        reason = f"an ID may have at most {ids.MAX_DEPTH} parts"
     if reason is not None:
         return Node(Kind.INVALID, path, parent, name, reason=reason)
-    stem = ids.result_name_to_part(name)
     if stem is not None:
         return Node(Kind.RESULT, path, parent, name, "/".join((*parent, stem)))
     if ids.is_valid_part(name, is_last=False):
