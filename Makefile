@@ -50,8 +50,9 @@ test: venv
 bench: venv
 	$(BIN)/python bench/run.py
 
+# The long reliability runs (a few minutes); prints a table and fails if anything was lost.
 stress: venv
-	$(BIN)/python -m pytest -m stress_long tests/stress -p no:cacheprovider
+	$(BIN)/python tests/stress.py --seconds 120 --crash-rounds 12 --escape-rounds 200
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -206,8 +206,6 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         self.handles = HandleTable()
         self.staging = Staging(store.base_dir / ".resultsfs" / "staging") if not options.read_only else None
         self._verdicts: dict[tuple[int, int, int, int], Verdict] = {}
-        #: The version of each path whose pages the kernel may still cache (for keep_cache).
-        self._served: dict[str, tuple[int, int, int, int]] = {}
         #: Last rejected commit (or failed validation) per path, for ``user.results.error``.
         self._errors: dict[str, str] = {}
         self._placeholders: dict[str, Placeholder] = {}
@@ -534,9 +532,11 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 self._errors[node.path] = f"read: {verdict.error}"
                 log.warning("%s: refused to open: %s", node.path, verdict.error)
                 raise _fail(errno.EIO)
-            # The kernel may keep its cached pages only if they hold this very version.
-            fi.keep_cache = 1 if self._served.get(node.path) == key else 0
-            self._served[node.path] = key
+            # Reads bypass the page cache: a writer's O_TRUNC and writes change the size the kernel
+            # believes for every open of the path (its buffer is private to us, not to the
+            # kernel), and a cached read is cut to that size. Direct reads come from this
+            # version's descriptor, whole, whatever the kernel's size says.
+            fi.direct_io = 1
             if _HAS_NOFLUSH:
                 fi.noflush = 1  # nothing to commit on close: spare the kernel a FLUSH round trip
         except BaseException:
@@ -577,7 +577,6 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             owner=owner,
             truncated=bool(flags & os.O_TRUNC) and st is not None,
         )
-        self._served.pop(node.path, None)
         return self.handles.add(handle)
 
     @_translate
@@ -770,7 +769,6 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             )
             raise FuseOSError(errno_of(exc)) from exc
         self._errors.pop(node.path, None)
-        self._served.pop(node.path, None)
         self._placeholders.pop(node.path, None)
         if written:
             log.info("%s: committed as result %r (%d bytes written)", node.path, node.result_id, len(raw))
@@ -794,7 +792,6 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             self.handles.mark_unlinked(node.path)
             deleted = self.store.delete(node.result_id, self.holder, prune=False)
             self._errors.pop(node.path, None)
-            self._served.pop(node.path, None)
             if not deleted and not had_pending:
                 raise _fail(errno.ENOENT)
             return 0
@@ -899,7 +896,6 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             os.rename(staging.path(src.path), staging.prepare(dst.path))
         for path in (old, new):
             self._errors.pop(path, None)
-            self._served.pop(path, None)
         self.handles.move(old, new)
         return 0
 
@@ -1035,7 +1031,6 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             os.utime(fd, ns=(atime, mtime))
         finally:
             os.close(fd)
-        self._served.pop(node.path, None)
 
     def _other_path(self, node: Node) -> str:
         """The real path of a directory or scratch file (never a result)."""
