@@ -17,6 +17,7 @@ Run ``python tests/stress.py --seconds 60`` for the long version (``make stress`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import multiprocessing
@@ -34,8 +35,6 @@ from typing import Any
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
-
-import contextlib
 
 import models  # noqa: E402
 from mounting import Mount, mount_state, resultsfs, start, stop  # noqa: E402
