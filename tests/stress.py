@@ -358,7 +358,8 @@ def crashes(rounds: int, writers: int = 4) -> Tally:
             mount = start(store, mnt, workdir=Path(tmp))
             procs = [
                 subprocess.Popen(
-                    [sys.executable, "-c", _MOUNT_WRITER, str(mnt), f"w{i}", "5"],
+                    # Fresh writer names each round: sequence numbers start again at 1.
+                    [sys.executable, "-c", _MOUNT_WRITER, str(mnt), f"w{i}-{round_}", "5"],
                     stdout=subprocess.PIPE,
                     text=True,
                 )

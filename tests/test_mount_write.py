@@ -253,6 +253,7 @@ class TestRejections:
                 os.close(fd)
         assert not (mount.store / "big.json").exists()
         assert "larger than" in mount.log()
+        assert "larger than" in os.getxattr(mount.path("big.json"), "user.results.error").decode()
 
     def test_invalid_scratch_renamed_onto_a_result(self, mount: Mount) -> None:
         d = mount.path("sweep3/lr0.1")
@@ -406,6 +407,17 @@ class TestReviewFindings:
         error = os.getxattr(mount.path("sweep3/lr0.1/seed7.json"), "user.results.error").decode()
         assert "cannot be empty" in error
         assert mount.path("sweep3/lr0.1/seed7.json").read_bytes() == before
+
+    def test_a_refused_write_never_lets_the_bytes_before_it_be_committed(self, mount: Mount) -> None:
+        before = mount.backing("sweep3/lr0.1/seed7.json").read_bytes()
+        fd = os.open(mount.path("sweep3/lr0.1/seed7.json"), os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, envelope(step=123).encode())  # a whole, valid result...
+        with pytest.raises(OSError) as refused:  # ...then a write the mount refuses whole
+            os.pwrite(fd, b"}", 70 * 1024 * 1024)
+        with pytest.raises(OSError) as at_close:
+            os.close(fd)
+        assert refused.value.errno == at_close.value.errno == errno.EFBIG
+        assert mount.backing("sweep3/lr0.1/seed7.json").read_bytes() == before
 
     def test_a_commit_refused_at_fsync_is_refused_again_at_close(self, mount: Mount) -> None:
         fd = os.open(mount.path("sweep3/lr0.1/seed7.json"), os.O_WRONLY | os.O_TRUNC)

@@ -109,6 +109,7 @@ class TestHostilePaths:
                 time.sleep(0.1)
             assert _write(m.mnt / "new.json", VALID) == errno.ESTALE
             assert "replaced" in m.log()
+            assert "unmounted" in resultsfs("umount", str(m.mnt)).stdout  # umount copes with ESTALE
         assert list(store.iterdir()) == []  # nothing reached the new directory
         assert FileBackend(tmp_path / "store.old").list_ids() == ["r"]
 
@@ -129,6 +130,17 @@ class TestBadNamesThroughTheMount:
         )
         assert _tree(mount.store) == before
         assert "not valid UTF-8" in mount.log() and "control character" in mount.log()
+
+    def test_backing_entries_the_mount_could_not_create_are_not_listed(self, mount: object) -> None:
+        from mounting import Mount
+
+        assert isinstance(mount, Mount)
+        os.mkdir(os.fsencode(mount.store) + b"/bad\nname")
+        os.mkdir(os.fsencode(mount.store) + b"/\xff\xfe")
+        (mount.store / "dir.json").mkdir()
+        time.sleep(1.1)
+        assert sorted(os.listdir(mount.mnt)) == ["sweep3"]
+        assert sh(f"ls -l {mount.mnt}").stdout.count("?") == 0
 
     def test_over_long_names_and_deep_nesting(self, mount: object) -> None:
         from mounting import Mount

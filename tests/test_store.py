@@ -437,6 +437,30 @@ class TestSymlinksAreNeverFollowed:
         assert target.read_text() == RESULTS_MANAGER_FILE
 
 
+class TestCleanup:
+    def test_removes_abandoned_temp_files_everywhere_and_dead_leases(
+        self, clocked_store: FileBackend, clock: FakeClock
+    ) -> None:
+        store = clocked_store
+        store.set("a/b", Counter(writer="w", value=1))
+        stale = [
+            store.base_dir / ".resultsfs-tmp.otherhost.1.aa",
+            store.base_dir / "a" / ".resultsfs-tmp.otherhost.2.bb",
+            store.base_dir / ".resultsfs" / "leases" / ".resultsfs-tmp.otherhost.3.cc",
+        ]
+        for path in stale:
+            path.write_text("{")
+            os.utime(path, (0, 0))
+        fresh = store.base_dir / "a" / ".resultsfs-tmp.otherhost.4.dd"
+        fresh.write_text("{")  # another host's writer may still be busy with it
+        store.acquire_lock("a/b", holder="gone", hold_timeout=5)
+        clock.advance(6)
+        removed = store.cleanup()
+        assert not any(p.exists() for p in stale) and fresh.exists()
+        assert len(removed) == 4
+        assert store.get("a/b") == Counter(writer="w", value=1)
+
+
 class TestCheck:
     def test_reports_every_kind_of_problem_and_fixes_only_safe_ones(
         self, clocked_store: FileBackend, clock: FakeClock, metrics: Metrics

@@ -18,6 +18,7 @@ import click
 
 from resultsfs import __version__, registry
 from resultsfs.errors import ResultsError
+from resultsfs.fs import DEFAULT_CACHE_TIMEOUT, DEFAULT_THREADS
 from resultsfs.leases import IsolationLevel
 from resultsfs.store import DEFAULT_MAX_RESULT_BYTES, ResultStore, SetBehavior
 
@@ -56,13 +57,14 @@ def _models_option(command: F) -> F:
     )(command)
 
 
-def _load_models(models: Sequence[str]) -> list[str]:
-    specs = list(models)
-    env = os.environ.get("RESULTSFS_MODELS", "")
-    specs += [spec for spec in env.split(":") if spec]
-    for spec in specs:
+def _model_specs(models: Sequence[str]) -> list[str]:
+    """``--models`` values, then the colon-separated ``RESULTSFS_MODELS``."""
+    return [*models, *(spec for spec in os.environ.get("RESULTSFS_MODELS", "").split(":") if spec)]
+
+
+def _load_models(models: Sequence[str]) -> None:
+    for spec in _model_specs(models):
         registry.load_models(spec)
-    return specs
 
 
 def _store(path: str, *, read_only: bool = False) -> ResultStore:
@@ -124,14 +126,14 @@ def main() -> None:
 @click.option(
     "--threads",
     type=click.IntRange(min=1, max=64),
-    default=4,
+    default=DEFAULT_THREADS,
     show_default=True,
     help="FUSE worker threads (1: libfuse's single-threaded loop; see docs/performance.md).",
 )
 @click.option(
     "--cache-timeout",
     type=click.FloatRange(min=0),
-    default=1.0,
+    default=DEFAULT_CACHE_TIMEOUT,
     show_default=True,
     metavar="SECONDS",
     help="How long the kernel caches names and attributes.",
@@ -164,7 +166,7 @@ def mount(
     from resultsfs.fs.mount import mount as do_mount
     from resultsfs.fs.operations import MountOptions
 
-    specs = list(models) + [s for s in os.environ.get("RESULTSFS_MODELS", "").split(":") if s]
+    specs = _model_specs(models)
     options = MountOptions(
         read_only=read_only,
         on_exists=ON_EXISTS[on_exists],

@@ -713,6 +713,9 @@ class ResultStore:
                             pending.append([*parts, entry.name])
             except (FileNotFoundError, NotADirectoryError, UnsafePathError):
                 continue
+        with suppress(FileNotFoundError, NotADirectoryError, UnsafePathError):
+            # Lease records are written through temp files too.
+            removed += self._remove_stale_temps([META_DIR, "leases"])
         removed += [f"{META_DIR}/leases: {rid}" for rid in self.leases.remove_dead()]
         return removed
 

@@ -24,8 +24,8 @@ from resultsfs.errors import ResultTooLargeError
 
 
 @dataclass(eq=False)
-class ReadHandle:
-    """A result opened read-only."""
+class FileHandle:
+    """An open file of our own: reads (and, for scratch files, writes) go to its descriptor."""
 
     path: str
     fd: int
@@ -35,6 +35,14 @@ class ReadHandle:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+class ReadHandle(FileHandle):
+    """A result opened read-only: the descriptor of the version that was opened."""
+
+
+class ScratchHandle(FileHandle):
+    """A scratch file in the staging area: plain pass-through."""
 
 
 @dataclass(eq=False)
@@ -88,20 +96,6 @@ class WriteHandle:
 
     def close(self) -> None:
         self.buffer = bytearray()
-
-
-@dataclass(eq=False)
-class ScratchHandle:
-    """A scratch file in the staging area."""
-
-    path: str
-    fd: int
-
-    def read(self, size: int, offset: int) -> bytes:
-        return os.pread(self.fd, size, offset)
-
-    def close(self) -> None:
-        os.close(self.fd)
 
 
 Handle = ReadHandle | WriteHandle | ScratchHandle

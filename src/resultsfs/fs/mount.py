@@ -25,18 +25,12 @@ from pathlib import Path
 
 from resultsfs import registry
 from resultsfs.errors import MountError
+from resultsfs.fs import DEFAULT_CACHE_TIMEOUT, DEFAULT_THREADS
 from resultsfs.fs.binding import ResultsFUSE
 from resultsfs.fs.operations import MountOptions, ResultsOperations
 from resultsfs.store import DEFAULT_MAX_RESULT_BYTES, META_DIR, ResultStore
 
 log = logging.getLogger(__name__)
-
-#: Seconds the kernel may cache names and attributes; a change made outside the mount shows
-#: within this time (measured choice: see docs/performance.md).
-DEFAULT_CACHE_TIMEOUT = 1.0
-
-#: FUSE worker threads by default (see MountConfig.threads).
-DEFAULT_THREADS = 4
 
 #: How long ``mount`` waits for the daemon to become ready.
 READY_TIMEOUT = 30.0
@@ -73,6 +67,8 @@ def mount_state(mountpoint: Path) -> str:
     except OSError as exc:
         if exc.errno == errno.ENOTCONN:
             return "stale"
+        if exc.errno == errno.ESTALE:
+            return "mounted"  # a live daemon whose store directory was replaced
         if exc.errno == errno.ENOENT:
             return "none"
         raise

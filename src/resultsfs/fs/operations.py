@@ -307,19 +307,19 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         uid, gid, _ = context()
         return (uid, gid) if uid != 0 else None
 
-    def _result_stat(self, node: Node) -> os.stat_result | None:
+    def _backing_stat(self, node: Node, is_kind: Callable[[int], bool]) -> os.stat_result | None:
+        """The backing entry's stat if it exists and is of the kind asked (never a symlink)."""
         try:
             st = self.store.tree.lstat(node.parts)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return st if stat.S_ISREG(st.st_mode) else None
+        return st if is_kind(st.st_mode) else None
+
+    def _result_stat(self, node: Node) -> os.stat_result | None:
+        return self._backing_stat(node, stat.S_ISREG)
 
     def _dir_stat(self, node: Node) -> os.stat_result | None:
-        try:
-            st = self.store.tree.lstat(node.parts)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return st if stat.S_ISDIR(st.st_mode) else None
+        return self._backing_stat(node, stat.S_ISDIR)
 
     def _record_error(self, path: str, what: str, exc: BaseException) -> None:
         message = f"{what}: {exc}"
@@ -454,15 +454,17 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 name = entry.name
                 if name.startswith("."):
                     continue
-                if entry.is_dir(follow_symlinks=False):
-                    if classify(join(path, name)) is not None and not name.endswith(".json"):
-                        entries.append((name, stat.S_IFDIR, 0))
-                        seen.add(name)
-                elif entry.is_file(follow_symlinks=False) and name.endswith(".json"):
-                    child = classify(join(path, name))
-                    if child is not None and child.kind is Kind.RESULT:
-                        entries.append((name, stat.S_IFREG, 0))
-                        seen.add(name)
+                # Only what a lookup finds: valid prefixes and results (never symlinks or names
+                # that could not be created through the mount).
+                child = classify(join(path, name))
+                if child is None:
+                    continue
+                if entry.is_dir(follow_symlinks=False) and child.kind is Kind.DIR_OR_SCRATCH:
+                    entries.append((name, stat.S_IFDIR, 0))
+                    seen.add(name)
+                elif entry.is_file(follow_symlinks=False) and child.kind is Kind.RESULT:
+                    entries.append((name, stat.S_IFREG, 0))
+                    seen.add(name)
         extra = self.staging.names(path) if self.staging is not None else []
         for name in [*extra, *self.handles.pending_names(path), *self._placeholder_names(path)]:
             if name not in seen:
@@ -619,14 +621,20 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             if offset < _JSON_HEAD:
                 head = bytes(handle.buffer[:offset]) + data[: _JSON_HEAD - offset]
                 if not envelope.looks_like_json_object_start(head):
-                    handle.failure = errno.EINVAL
+                    # What came before a refused write is not what the program meant to store.
+                    handle.dirty, handle.failure = False, errno.EINVAL
                     self._record_error(
                         handle.path,
                         "write",
                         CorruptResultError("a result is a JSON object; these bytes cannot start one"),
                     )
                     raise _fail(errno.EINVAL)
-            return handle.write(data, offset, self.store.max_result_bytes)
+            try:
+                return handle.write(data, offset, self.store.max_result_bytes)
+            except ResultTooLargeError as exc:
+                handle.dirty, handle.failure = False, errno.EFBIG
+                self._record_error(handle.path, "write", exc)
+                raise
 
     @_translate
     def truncate(self, path: str | None, length: int, fi: Any = None) -> int:
