@@ -98,6 +98,9 @@ class TestFormatCompatibility:
         store.set("a", Metrics(loss=0.5, accuracy=0.75, step=10, inner=Inner(name="enc", weights=(1.0, 2.0))))
         assert (store.base_dir / "a.json").read_text() == RESULTS_MANAGER_FILE + "\n"
 
+    def test_path_for_names_the_file(self, store: FileBackend) -> None:
+        assert store.path_for(["a", "b"]) == store.base_dir / "a" / "b.json"
+
     def test_namespace_is_recorded(self, store: FileBackend) -> None:
         store.set("cfg", run_config())
         stored = json.loads((store.base_dir / "cfg.json").read_text())

@@ -178,23 +178,3 @@ def load_models(spec: str) -> None:
         importlib.import_module(spec)
     except Exception as exc:
         raise ModelLoadError(f"cannot load models from module {spec!r}: {type(exc).__name__}: {exc}") from exc
-
-
-def require_registered(model_class: type[BaseModel], namespace: str | None) -> str:
-    """The namespace a result of ``model_class`` is stored under; the class must be registered.
-
-    With ``namespace`` given, the class must be registered there; otherwise its namespace is
-    found with :func:`find_model_namespace` (``strict`` ambiguity errors are the caller's).
-    """
-    if namespace is not None:
-        if get_model_class(model_class.__name__, namespace) is not model_class:
-            raise ModelNotRegisteredError(
-                f"model {model_class.__name__} is not registered in namespace {namespace!r}"
-            )
-        return namespace
-    found = find_model_namespace(model_class)
-    if found is None:
-        raise ModelNotRegisteredError(
-            f"model {model_class.__name__} is not registered; decorate it with @register_model"
-        )
-    return found
