@@ -53,6 +53,7 @@ bench: venv
 # The long reliability runs (a few minutes); prints a table and fails if anything was lost.
 stress: venv
 	$(BIN)/python tests/stress.py --seconds 120 --crash-rounds 12 --escape-rounds 200
+	RESULTSFS_FUZZ_EXAMPLES=300 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_mount_fuzz.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -235,7 +235,8 @@ class MountModel(RuleBasedStateMachine):
 
 
 MountModel.TestCase.settings = settings(
-    max_examples=25,
+    # make stress raises this (RESULTSFS_FUZZ_EXAMPLES=300).
+    max_examples=int(os.environ.get("RESULTSFS_FUZZ_EXAMPLES", "25")),
     stateful_step_count=15,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

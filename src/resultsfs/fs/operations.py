@@ -689,7 +689,9 @@ class ResultsOperations(Operations):  # type: ignore[misc]
 
     @_translate
     def release(self, path: str | None, fi: Any) -> int:
-        handle = self.handles.remove(fi.fh)
+        # The handle stays in the table (so the pending file stays visible) until what follows
+        # it (a stored result, a placeholder) exists: release runs alongside other requests.
+        handle = self.handles.get(fi.fh)
         if handle is None:
             return 0
         try:
@@ -715,6 +717,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                     if node is not None and node.kind is Kind.RESULT and self._result_stat(node) is None:
                         self._placeholders[handle.path] = self._placeholder_from(handle)
         finally:
+            self.handles.remove(fi.fh)
             handle.close()
         return 0
 
@@ -882,9 +885,10 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         if flags & RENAME_NOREPLACE and self._exists(dst):
             raise _fail(errno.EEXIST)
         src_is_dir = src.kind is Kind.DIR_OR_SCRATCH and self._dir_stat(src) is not None
+        moved_placeholder = src.path in self._placeholders and self._result_stat(src) is None
         if src_is_dir:
             self._rename_dir(src, dst)
-        elif src.path in self._placeholders and self._result_stat(src) is None:
+        elif moved_placeholder:
             self._rename_placeholder(src, dst)
         elif src.kind is Kind.RESULT and dst.kind is Kind.RESULT:
             behavior = (
@@ -902,8 +906,13 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 raise _fail(errno.EISDIR)
             staging = self._staging()
             os.rename(staging.path(src.path), staging.prepare(dst.path))
+        # Whatever was at the destination (a placeholder too) is replaced, unless the placeholder
+        # is what moved there; nothing stays at the source.
         for path in (old, new):
             self._errors.pop(path, None)
+        self._placeholders.pop(old, None)
+        if not moved_placeholder:
+            self._placeholders.pop(new, None)
         self.handles.move(old, new)
         return 0
 
