@@ -106,3 +106,26 @@ def mounted(
         yield mount
     finally:
         stop(mount)
+
+
+def write_errno(
+    path: str | bytes | os.PathLike[str], data: bytes, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+) -> int | None:
+    """open, write, close as a C program would; the errno of the first call that failed, or None.
+
+    close is always attempted (it is a commit point); its error counts only if nothing failed before.
+    """
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        return exc.errno
+    first = None
+    try:
+        os.write(fd, data)
+    except OSError as exc:
+        first = exc.errno
+    try:
+        os.close(fd)
+    except OSError as exc:
+        first = first or exc.errno
+    return first

@@ -37,7 +37,7 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 import models  # noqa: E402
-from mounting import Mount, mount_state, resultsfs, start, stop  # noqa: E402
+from mounting import Mount, mount_state, resultsfs, start, stop, write_errno  # noqa: E402
 from resultsfs import (  # noqa: E402
     FileBackend,
     ResultExistsError,
@@ -87,23 +87,6 @@ def whole(result: dict[str, Any]) -> bool:
     return result.get("payload") == payload(result.get("writer", ""), result.get("value", -1))
 
 
-def _mount_write(path: Path, data: bytes, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC) -> int | None:
-    try:
-        fd = os.open(path, flags, 0o644)
-    except OSError as exc:
-        return exc.errno
-    code = None
-    try:
-        os.write(fd, data)
-    except OSError as exc:
-        code = exc.errno
-    try:
-        os.close(fd)
-    except OSError as exc:
-        code = code or exc.errno
-    return code
-
-
 # ---------------------------------------------------------------------------------- concurrency
 
 
@@ -119,7 +102,7 @@ def _writer(kind: str, name: str, store: str, mnt: str, deadline: float, max_ops
         seq += 1
         if kind == "mount":
             ok = (
-                _mount_write(
+                write_errno(
                     Path(mnt, race + ".json"), envelope(name, seq), os.O_WRONLY | os.O_CREAT | os.O_EXCL
                 )
                 is None
@@ -138,7 +121,7 @@ def _writer(kind: str, name: str, store: str, mnt: str, deadline: float, max_ops
         roll = rng.random()
         rid = f"private/{name}" if roll < 0.4 else leased if roll < 0.5 else rng.choice(shared)
         if kind == "mount":
-            ok = _mount_write(Path(mnt, rid + ".json"), envelope(name, seq)) is None
+            ok = write_errno(Path(mnt, rid + ".json"), envelope(name, seq)) is None
         else:
             try:
                 backend.set(
@@ -437,8 +420,8 @@ def escapes(rounds: int) -> Tally:
         try:
             attempts = [
                 (mnt / "dirlink" / "secret.json").read_bytes,
-                lambda: _mount_write(mnt / "dirlink" / "new.json", envelope("evil", 2)),
-                lambda: _mount_write(mnt / "filelink.json", envelope("evil", 3)),
+                lambda: write_errno(mnt / "dirlink" / "new.json", envelope("evil", 2)),
+                lambda: write_errno(mnt / "filelink.json", envelope("evil", 3)),
                 lambda: os.rename(mnt / "ok.json", mnt / "dirlink" / "ok.json"),
                 lambda: os.chmod(mnt / "hard.json", 0o600),
                 lambda: os.utime(mnt / "hard.json", (1, 1)),

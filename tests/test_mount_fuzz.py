@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from mounting import Mount, mounted
+from mounting import Mount, mounted, write_errno
 from resultsfs import FileBackend
 from resultsfs.envelope import encode
 
@@ -81,20 +81,7 @@ class MountModel(RuleBasedStateMachine):
         return None
 
     def write_file(self, rel: str, data: bytes) -> int | None:
-        first: int | None = None
-        try:
-            fd = os.open(self.p(rel), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        except OSError as exc:
-            return exc.errno
-        try:
-            os.write(fd, data)
-        except OSError as exc:
-            first = exc.errno
-        try:
-            os.close(fd)
-        except OSError as exc:
-            first = first or exc.errno
-        return first
+        return write_errno(self.p(rel), data)
 
     def exists(self, rel: str) -> bool:
         return rel in self.results or rel in self.placeholders or rel in self.scratch or rel in self.dirs

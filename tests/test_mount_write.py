@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from models import Counter, Metrics
-from mounting import MODELS, TESTS, Mount, mounted, sh
+from mounting import MODELS, TESTS, Mount, mounted, sh, write_errno
 from resultsfs import FileBackend
 
 ENVELOPE = {
@@ -180,25 +179,6 @@ class TestWorkflows:
         assert stored(mount, "new")["data"]["step"] == 4
 
 
-def _os_write(path: Path, data: bytes, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC) -> int | None:
-    """Open, write, close; the errno of the first failing call, or None."""
-    try:
-        fd = os.open(path, flags, 0o644)
-    except OSError as exc:
-        return exc.errno
-    try:
-        os.write(fd, data)
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # close repeats the refusal
-            os.close(fd)
-        return exc.errno
-    try:
-        os.close(fd)
-    except OSError as exc:
-        return exc.errno
-    return None
-
-
 class TestRejections:
     """Each refused write returns its errno, records the reason, and leaves the backing file as it was."""
 
@@ -216,7 +196,7 @@ class TestRejections:
     def test_bad_content(self, mount: Mount, content: bytes, code: int, reason: str) -> None:
         target = mount.path("sweep3/lr0.1/seed7.json")
         before = mount.backing("sweep3/lr0.1/seed7.json").read_bytes()
-        assert _os_write(target, content) == code
+        assert write_errno(target, content) == code
         assert mount.backing("sweep3/lr0.1/seed7.json").read_bytes() == before
         error = os.getxattr(target, "user.results.error").decode()
         assert reason in error
@@ -231,12 +211,12 @@ class TestRejections:
         assert done.returncode == 1 and "Invalid argument" in done.stderr
 
     def test_bare_data_for_a_new_result_is_refused(self, mount: Mount) -> None:
-        assert _os_write(mount.path("fresh.json"), b'{"loss": 1, "accuracy": 0.5}') == errno.EINVAL
+        assert write_errno(mount.path("fresh.json"), b'{"loss": 1, "accuracy": 0.5}') == errno.EINVAL
         assert not (mount.store / "fresh.json").exists()
 
     def test_o_excl_on_an_existing_result(self, mount: Mount) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        assert _os_write(mount.path("sweep3/lr0.1/seed7.json"), envelope().encode(), flags) == errno.EEXIST
+        assert write_errno(mount.path("sweep3/lr0.1/seed7.json"), envelope().encode(), flags) == errno.EEXIST
 
     def test_too_large(self, mount: Mount) -> None:
         fd = os.open(mount.path("big.json"), os.O_WRONLY | os.O_CREAT, 0o644)
@@ -275,13 +255,13 @@ class TestRejections:
         with mounted(store, tmp_path / "mnt", ["--lock-wait", "0.5"]) as m:
             FileBackend(store).acquire_lock("r", holder="batch-job")
             started = time.monotonic()
-            assert _os_write(m.path("r.json"), b'{"writer": "b", "value": 2}') == errno.EBUSY
+            assert write_errno(m.path("r.json"), b'{"writer": "b", "value": 2}') == errno.EBUSY
             assert time.monotonic() - started >= 0.5
             assert FileBackend(store).get("r") == Counter(writer="a", value=1)
             assert "batch-job" in os.getxattr(m.path("r.json"), "user.results.error").decode()
             assert sh(f"rm {m.mnt}/r.json").returncode == 1  # deleting is refused too
             FileBackend(store).release_lock("r", holder="batch-job")
-            assert _os_write(m.path("r.json"), b'{"writer": "b", "value": 2}') is None
+            assert write_errno(m.path("r.json"), b'{"writer": "b", "value": 2}') is None
 
     def test_a_lease_released_during_lock_wait_lets_the_write_through(self, tmp_path: Path) -> None:
         store = tmp_path / "store"
@@ -289,7 +269,7 @@ class TestRejections:
         backend.set("r", Counter(writer="a", value=1))
         with mounted(store, tmp_path / "mnt", ["--lock-wait", "10"]) as m:
             backend.acquire_lock("r", holder="short-job", hold_timeout=0.5)
-            assert _os_write(m.path("r.json"), b'{"writer": "b", "value": 2}') is None
+            assert write_errno(m.path("r.json"), b'{"writer": "b", "value": 2}') is None
             assert backend.get("r") == Counter(writer="b", value=2)
 
 
@@ -306,12 +286,12 @@ def test_on_exists_policies(tmp_path: Path, policy: str, code: int | None, expec
     store = tmp_path / "store"
     FileBackend(store).set("r", Metrics(loss=0.4, accuracy=0.8, step=8))
     with mounted(store, tmp_path / "mnt", ["--on-exists", policy]) as m:
-        assert _os_write(m.path("r.json"), envelope(step=99).encode()) == code
+        assert write_errno(m.path("r.json"), envelope(step=99).encode()) == code
         assert FileBackend(store).get("r").step == expected_step
-        assert _os_write(m.path("new.json"), envelope(step=1).encode()) is None
+        assert write_errno(m.path("new.json"), envelope(step=1).encode()) is None
         if policy == "raise-if-different":
             same = m.backing("r.json").read_bytes()
-            assert _os_write(m.path("r.json"), same) is None
+            assert write_errno(m.path("r.json"), same) is None
 
 
 def test_read_only_mount_refuses_every_change(tmp_path: Path) -> None:
@@ -319,8 +299,8 @@ def test_read_only_mount_refuses_every_change(tmp_path: Path) -> None:
     FileBackend(store).set("r", Counter(writer="a", value=1))
     with mounted(store, tmp_path / "mnt", ["--read-only"]) as m:
         assert json.loads(m.path("r.json").read_text())["data"]["writer"] == "a"
-        assert _os_write(m.path("r.json"), b"{}") == errno.EROFS
-        assert _os_write(m.path("n.json"), b"{}") == errno.EROFS
+        assert write_errno(m.path("r.json"), b"{}") == errno.EROFS
+        assert write_errno(m.path("n.json"), b"{}") == errno.EROFS
         for command in (
             f"rm {m.mnt}/r.json",
             f"mkdir {m.mnt}/d",
@@ -355,7 +335,7 @@ def test_models_from_environment_variable(tmp_path: Path) -> None:
             str(tmp_path / "l"),
         )
         try:
-            assert _os_write(mnt / "x.json", envelope(step=1).encode()) is None
+            assert write_errno(mnt / "x.json", envelope(step=1).encode()) is None
         finally:
             stop(M(store, mnt, tmp_path / "p", tmp_path / "l"))
     finally:
@@ -429,7 +409,7 @@ class TestReviewFindings:
         assert at_fsync.value.errno == at_close.value.errno == errno.EINVAL
 
     def test_a_refused_new_result_stays_as_an_empty_placeholder_with_its_error(self, mount: Mount) -> None:
-        assert _os_write(mount.path("fresh.json"), b'{"loss": 1}') == errno.EINVAL
+        assert write_errno(mount.path("fresh.json"), b'{"loss": 1}') == errno.EINVAL
         assert mount.path("fresh.json").stat().st_size == 0
         assert "bare data" in os.getxattr(mount.path("fresh.json"), "user.results.error").decode()
         assert os.listxattr(mount.path("fresh.json")) == ["user.results.error"]
@@ -472,6 +452,6 @@ def test_max_result_bytes_option(tmp_path: Path) -> None:
     FileBackend(store).close()
     with mounted(store, tmp_path / "mnt", ["--max-result-bytes", "200"]) as m:
         small = envelope(step=1).encode()
-        assert _os_write(m.path("small.json"), small) is None
+        assert write_errno(m.path("small.json"), small) is None
         big = json.dumps({**ENVELOPE, "data": {**ENVELOPE["data"], "pad": "x" * 300}}).encode()
-        assert _os_write(m.path("big.json"), big) == errno.EFBIG
+        assert write_errno(m.path("big.json"), big) == errno.EFBIG

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from models import Counter, Metrics
-from mounting import MODELS, mount_state, mounted, resultsfs, sh, start, stop
+from mounting import MODELS, mount_state, mounted, resultsfs, sh, start, stop, write_errno
 from resultsfs import FileBackend, SetBehavior
 
 VALID = b'{"model_type": "Counter", "namespace": "default", "data": {"writer": "mnt", "value": 5}}'
@@ -32,17 +32,6 @@ def _errno_of(call: object) -> int | None:
     except OSError as exc:
         return exc.errno
     return None
-
-
-def _write(path: Path | bytes, data: bytes) -> int | None:
-    def go() -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-
-    return _errno_of(go)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -69,7 +58,9 @@ class TestHostilePaths:
             assert _errno_of((m.mnt / "evil" / "secret.json").read_bytes) == errno.ENOENT
             assert _errno_of((m.mnt / "link.json").read_bytes) == errno.ENOENT
             assert _errno_of(lambda: os.listdir(m.mnt / "loop")) == errno.ENOENT
-            assert _write(m.mnt / "link.json", VALID) == errno.EACCES  # the store refuses to write through it
+            assert (
+                write_errno(m.mnt / "link.json", VALID) == errno.EACCES
+            )  # the store refuses to write through it
             assert _errno_of(lambda: os.mkdir(m.mnt / "evil")) == errno.EEXIST
             assert _errno_of(lambda: os.rename(m.mnt / "ok.json", m.mnt / "evil" / "x.json")) == errno.ENOENT
         assert _tree(outside) == before
@@ -92,7 +83,7 @@ class TestHostilePaths:
             assert "hard links" in os.getxattr(m.mnt / "h.json", "user.results.error").decode()
             assert _errno_of(lambda: os.link(m.mnt / "h.json", m.mnt / "h2.json")) == errno.EPERM
             assert _errno_of(lambda: os.symlink("h.json", m.mnt / "s.json")) == errno.EPERM
-            assert _write(m.mnt / "h.json", VALID) is None  # replaced by rename: the link is cut
+            assert write_errno(m.mnt / "h.json", VALID) is None  # replaced by rename: the link is cut
         assert (outside.read_bytes(), outside.stat().st_mode, outside.stat().st_mtime_ns) == before
         assert json.loads((store / "h.json").read_text())["data"]["writer"] == "mnt"
 
@@ -107,7 +98,7 @@ class TestHostilePaths:
             while _errno_of(lambda: os.listdir(m.mnt)) != errno.ESTALE:
                 assert time.monotonic() < deadline, "the mount did not notice"
                 time.sleep(0.1)
-            assert _write(m.mnt / "new.json", VALID) == errno.ESTALE
+            assert write_errno(m.mnt / "new.json", VALID) == errno.ESTALE
             assert "replaced" in m.log()
             assert "unmounted" in resultsfs("umount", str(m.mnt)).stdout  # umount copes with ESTALE
         assert list(store.iterdir()) == []  # nothing reached the new directory
@@ -122,7 +113,7 @@ class TestBadNamesThroughTheMount:
         before = _tree(mount.store)
         for name in (b"\xff\xfe.json", b"bad\nname.json", b"tab\there", b"bell\x07.json"):
             target = os.fsencode(mount.mnt) + b"/" + name
-            assert _write(target, VALID) == errno.EINVAL, name
+            assert write_errno(target, VALID) == errno.EINVAL, name
             assert _errno_of(lambda t=target: os.mkdir(t)) == errno.EINVAL, name  # type: ignore[misc]
         assert (
             _errno_of(lambda: os.rename(mount.mnt / "sweep3", os.fsencode(mount.mnt) + b"/\xff"))
@@ -146,15 +137,15 @@ class TestBadNamesThroughTheMount:
         from mounting import Mount
 
         assert isinstance(mount, Mount)
-        assert _write(mount.mnt / ("x" * 251 + ".json"), VALID) == errno.ENAMETOOLONG
-        assert _write(mount.mnt / ("y" * 250 + ".json"), VALID) is None
+        assert write_errno(mount.mnt / ("x" * 251 + ".json"), VALID) == errno.ENAMETOOLONG
+        assert write_errno(mount.mnt / ("y" * 250 + ".json"), VALID) is None
         deep = mount.mnt
         for level in range(63):
             deep = deep / f"d{level}"
             os.mkdir(deep)
         # An ID has at most 64 parts: 63 directories and the result's name.
         assert _errno_of(lambda: os.mkdir(deep / "d63")) == errno.EINVAL
-        assert _write(deep / "r.json", VALID) is None
+        assert write_errno(deep / "r.json", VALID) is None
         assert FileBackend(mount.store).exists("/".join(f"d{i}" for i in range(63)) + "/r")
 
 
@@ -189,7 +180,7 @@ class TestFullAndReadOnlyBacking:
             big = json.dumps(
                 {"model_type": "Counter", "data": {"writer": "new", "value": 2, "payload": "x" * 50000}}
             )
-            assert _write(m.mnt / "r.json", big.encode()) == errno.ENOSPC
+            assert write_errno(m.mnt / "r.json", big.encode()) == errno.ENOSPC
             assert "No space left" in os.getxattr(m.mnt / "r.json", "user.results.error").decode()
             assert backend.get("r") == old
             with pytest.raises(OSError) as info:
@@ -198,7 +189,7 @@ class TestFullAndReadOnlyBacking:
             assert backend.get("r") == old
             assert not [p for p in store.rglob(".resultsfs-tmp.*")]
             (small_fs / "filler").unlink()
-            assert _write(m.mnt / "r.json", big.encode()) is None
+            assert write_errno(m.mnt / "r.json", big.encode()) is None
 
     def test_erofs_reaches_the_writer_and_the_old_result_stays(self, small_fs: Path, tmp_path: Path) -> None:
         store = small_fs / "store"
@@ -208,7 +199,7 @@ class TestFullAndReadOnlyBacking:
         with mounted(store, small_fs / "mnt", workdir=tmp_path) as m:
             subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
             try:
-                assert _write(m.mnt / "r.json", VALID) == errno.EROFS
+                assert write_errno(m.mnt / "r.json", VALID) == errno.EROFS
                 assert backend.get("r") == old
                 assert json.loads((m.mnt / "r.json").read_text())["data"]["writer"] == "old"
             finally:
@@ -277,7 +268,7 @@ class TestKilledDaemonAndWriters:
             while list(store.rglob(".resultsfs-tmp.*")):
                 assert time.monotonic() < deadline, "leftover temp files were not cleaned up"
                 time.sleep(0.1)
-            assert _write(mnt / "shared" / "r0.json", VALID) is None
+            assert write_errno(mnt / "shared" / "r0.json", VALID) is None
         finally:
             stop(mount)
 
