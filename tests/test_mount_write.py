@@ -110,7 +110,17 @@ class TestWorkflows:
         assert stored(mount, "imported/run0/seed0")["data"]["step"] == 100
         assert not list(mount.store.rglob(".seed*"))
 
-    @pytest.mark.parametrize("editor", ["ex -s", "vim -es -u NONE"])
+    @pytest.mark.parametrize(
+        "editor",
+        [
+            "ex -s",
+            "vim -es -u NONE",
+            # Forces vim's backup dance (4913 probe, rename to x.json~, write anew, delete the
+            # backup), which its default backupskip turns off under /tmp where tests mount.
+            "vim -es -u NONE -c 'set nobackup writebackup backupskip= backupcopy=no'",
+        ],
+        ids=["ex", "vim", "vim-backup-rename"],
+    )
     def test_editor_edits_a_result(self, mount: Mount, editor: str) -> None:
         path = f"{mount.mnt}/sweep3/lr0.1/seed7.json"
         done = sh(f"{editor} -c '%s/\"step\": 7/\"step\": 77/' -c 'wq' {path}")
