@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from resultsfs.atomic import process_is_running
+
 TESTS = Path(__file__).resolve().parent
 MODELS = str(TESTS / "models.py")
 RESULTSFS = [sys.executable, "-m", "resultsfs"]
@@ -85,15 +87,12 @@ def stop(mount: Mount) -> None:
             subprocess.run(["fusermount3", "-uz", str(mount.mnt)], check=False, capture_output=True)
     if pid is not None:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+        while process_is_running(pid):  # a zombie (nobody reaps here) counts as gone
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
                 break
             time.sleep(0.02)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager

@@ -233,36 +233,36 @@ class TestKilledDaemonAndWriters:
             backend.set(rid, Counter(writer="init", value=0))
         mnt = tmp_path / "mnt"
         mount = start(store, mnt)
-        writers = [
-            subprocess.Popen(
-                [sys.executable, "-c", WRITER, str(mnt), f"w{i}", ",".join(ids)], stdout=subprocess.PIPE
-            )
-            for i in range(4)
-        ]
-        try:
-            for proc in writers:
-                assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-            time.sleep(1.0)
-            os.kill(mount.pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while mount_state(mnt) != "stale":
-                assert time.monotonic() < deadline, "the mount did not go stale"
-                time.sleep(0.05)
-        finally:
-            for proc in writers:
-                proc.kill()
-                proc.wait()
-                assert proc.stdout is not None
-                proc.stdout.close()
-        report = FileBackend(store).check()
-        assert report.results == len(ids)
-        assert all(p.kind == "stale-temp" for p in report.problems), report.problems
-        for rid in ids:
-            result = backend.get(rid)  # parses and validates
-            assert result.payload == str(result.value) * (result.value % 2000) or result.writer == "init"
-        assert "cleared stale mount" in resultsfs("umount", str(mnt)).stdout
-        mount = start(store, mnt)
-        try:
+        try:  # stop() unmounts (or clears the stale mount) whatever fails below
+            writers = [
+                subprocess.Popen(
+                    [sys.executable, "-c", WRITER, str(mnt), f"w{i}", ",".join(ids)], stdout=subprocess.PIPE
+                )
+                for i in range(4)
+            ]
+            try:
+                for proc in writers:
+                    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+                time.sleep(1.0)
+                os.kill(mount.pid, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while mount_state(mnt) != "stale":
+                    assert time.monotonic() < deadline, "the mount did not go stale"
+                    time.sleep(0.05)
+            finally:
+                for proc in writers:
+                    proc.kill()
+                    proc.wait()
+                    assert proc.stdout is not None
+                    proc.stdout.close()
+            report = FileBackend(store).check()
+            assert report.results == len(ids)
+            assert all(p.kind == "stale-temp" for p in report.problems), report.problems
+            for rid in ids:
+                result = backend.get(rid)  # parses and validates
+                assert result.payload == str(result.value) * (result.value % 2000) or result.writer == "init"
+            assert "cleared stale mount" in resultsfs("umount", str(mnt)).stdout
+            mount = start(store, mnt)
             assert sorted(os.listdir(mnt / "shared")) == sorted(f"r{i}.json" for i in range(6))
             deadline = time.monotonic() + 10
             while list(store.rglob(".resultsfs-tmp.*")):
