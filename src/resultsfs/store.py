@@ -490,7 +490,7 @@ class ResultStore:
         try:
             old = existing.read()
             same = _same_result(old.envelope, new, rid)
-        except (CorruptResultError, ResultsError):
+        except ResultsError:
             same = False
         if not same:
             raise ResultConflictError(f"a different result is already stored under ID {rid!r}", result_id=rid)

@@ -113,17 +113,7 @@ class BackingTree:
             if not stat.S_ISREG(st.st_mode):
                 code = errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL
                 raise OSError(code, os.strerror(code), str(self.base.joinpath(*parts)))
-            if st.st_size > limit:
-                raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(self.base.joinpath(*parts)))
-            chunks = []
-            total = 0
-            # Ask for one byte more than the size: a file that grew meanwhile is read in full.
-            while chunk := os.read(fd, max(st.st_size + 1 - total, 65536)):
-                chunks.append(chunk)
-                total += len(chunk)
-                if total > limit:
-                    raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(self.base.joinpath(*parts)))
-            return b"".join(chunks), st
+            return read_all(fd, st.st_size, limit, str(self.base.joinpath(*parts))), st
         finally:
             os.close(fd)
 
@@ -148,3 +138,18 @@ class BackingTree:
     def path(self, parts: Sequence[str]) -> Path:
         """The path of ``parts`` for messages (never for I/O)."""
         return self.base.joinpath(*parts)
+
+
+def read_all(fd: int, size: int, limit: int, shown: str) -> bytes:
+    """Every byte of open file ``fd`` (whose size was ``size``); ``EFBIG`` past ``limit`` bytes."""
+    if size > limit:
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), shown)
+    chunks = []
+    total = 0
+    # Ask for one byte more than the size: a file that grew meanwhile is read in full.
+    while chunk := os.pread(fd, max(size + 1 - total, 65536), total):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), shown)
+    return b"".join(chunks)

@@ -18,13 +18,10 @@ from typing import Any
 
 import mfusepy
 
-FUSE = mfusepy.FUSE
 FuseOSError = mfusepy.FuseOSError
 Operations = mfusepy.Operations
 fuse_get_context = mfusepy.fuse_get_context
-fuse_exit = mfusepy.fuse_exit
 ENOATTR: int = mfusepy.ENOATTR
-FUSE_MAJOR_VERSION: int = mfusepy.fuse_version_major
 
 #: ``renameat2`` flags (linux/fs.h).
 RENAME_NOREPLACE = 1
@@ -95,8 +92,6 @@ def context() -> tuple[int, int, int]:
 
 __all__ = [
     "ENOATTR",
-    "FUSE",
-    "FUSE_MAJOR_VERSION",
     "RENAME_EXCHANGE",
     "RENAME_NOREPLACE",
     "FuseOSError",
@@ -105,6 +100,5 @@ __all__ = [
     "context",
     "current_fuse",
     "file_info_has",
-    "fuse_exit",
     "invalidate_path",
 ]

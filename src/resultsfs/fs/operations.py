@@ -66,6 +66,7 @@ from resultsfs.fs.paths import Kind, Node, classify, join
 from resultsfs.fs.staging import Staging
 from resultsfs.leases import IsolationLevel
 from resultsfs.store import ResultStore, SetBehavior, StoredResult
+from resultsfs.tree import read_all
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,6 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         #: Paths whose kernel caches must be dropped (after commits); served by one thread.
         self._stale: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._fuse = 0
-        self._lock = threading.Lock()
         self._is_root = os.geteuid() == 0
 
     # ---------------------------------------------------------------- lifecycle
@@ -327,10 +327,8 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         log.warning("%s: %s", path, message)
 
     def _verdict(self, node: Node, raw: bytes, st: os.stat_result) -> Verdict:
+        """Validate one version of a result and remember the verdict (callers look it up first)."""
         key = _version(st)
-        verdict = self._verdicts.get(key)
-        if verdict is not None:
-            return verdict
         try:
             stored = StoredResult(node.result_id, raw, envelope.decode(raw, f"result {node.result_id!r}"), st)
         except CorruptResultError as exc:
@@ -347,17 +345,6 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         self._verdicts[key] = verdict
         return verdict
 
-    def _read_fd(self, fd: int, size: int) -> bytes:
-        if size > self.store.max_result_bytes:
-            raise ResultTooLargeError(
-                f"result is larger than the limit of {self.store.max_result_bytes} bytes"
-            )
-        chunks, offset = [], 0
-        while chunk := os.pread(fd, max(size + 1 - offset, 65536), offset):
-            chunks.append(chunk)
-            offset += len(chunk)
-        return b"".join(chunks)
-
     def _envelope_of(self, node: Node) -> Envelope | None:
         """The envelope of a stored result (from the verdict cache when unchanged)."""
         st = self._result_stat(node)
@@ -366,11 +353,15 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         verdict = self._verdicts.get(_version(st))
         if verdict is None:
             try:
-                stored = self.store.read(node.result_id)
-            except ResultsError:
+                raw, st = self.store.tree.read_file(node.parts, self.store.max_result_bytes)
+            except (OSError, ResultsError):
                 return None
-            verdict = self._verdict(node, stored.raw, stored.stat)
+            verdict = self._verdict(node, raw, st)
         return verdict.envelope
+
+    def _stored_bytes(self, node: Node) -> bytes:
+        """The bytes of a stored result as they are (valid or not; not decoded)."""
+        return self.store.tree.read_file(node.parts, self.store.max_result_bytes)[0]
 
     # ---------------------------------------------------------------- metadata
 
@@ -529,7 +520,9 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             key = _version(st)
             verdict = self._verdicts.get(key)
             if verdict is None:
-                verdict = self._verdict(node, self._read_fd(fd, st.st_size), st)
+                verdict = self._verdict(
+                    node, read_all(fd, st.st_size, self.store.max_result_bytes, node.path), st
+                )
             if verdict.error is not None and not self.options.lenient:
                 self._errors[node.path] = f"read: {verdict.error}"
                 log.warning("%s: refused to open: %s", node.path, verdict.error)
@@ -551,19 +544,8 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         placeholder = self._placeholders.get(node.path) if st is None else None
         if st is None and not created and placeholder is None:
             raise _fail(errno.ENOENT)
-        if flags & os.O_TRUNC or st is None:
-            buffer = bytearray()
-        else:
-            try:
-                buffer = bytearray(self.store.read(node.result_id).raw)
-            except CorruptResultError:
-                # Opening a broken result for writing is how one repairs it.
-                with self.store.tree.directory(node.parent) as dir_fd:
-                    fd = os.open(node.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-                try:
-                    buffer = bytearray(self._read_fd(fd, os.fstat(fd).st_size))
-                finally:
-                    os.close(fd)
+        # The current bytes as they are: opening a broken result for writing is how one repairs it.
+        buffer = bytearray() if flags & os.O_TRUNC or st is None else bytearray(self._stored_bytes(node))
         if st is not None:
             new_mode, owner = stat.S_IMODE(st.st_mode), None
         elif placeholder is not None:
@@ -657,7 +639,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 pending.truncate(length, self.store.max_result_bytes)
             return 0
         # truncate(2) on a result with no open handle: a whole new content, committed now.
-        raw = self.store.read(node.result_id).raw
+        raw = self._stored_bytes(node)
         content = raw[:length] + b"\0" * max(0, length - len(raw))
         try:
             self._commit_bytes(node, content, exclusive=False)
@@ -948,7 +930,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         fd = os.open(scratch, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             st = os.fstat(fd)
-            raw = self._read_fd(fd, st.st_size)
+            raw = read_all(fd, st.st_size, self.store.max_result_bytes, src.path)
         finally:
             os.close(fd)
         owner = (st.st_uid, st.st_gid) if self._is_root else None
