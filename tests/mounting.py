@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,3 +128,13 @@ def write_errno(
     except OSError as exc:
         first = first or exc.errno
     return first
+
+
+def wait_until(
+    done: Callable[[], bool], seconds: float = 10.0, what: str = "", still: Callable[[], bool] = lambda: True
+) -> None:
+    """Poll ``done`` until it holds; fail after ``seconds`` or as soon as ``still`` stops holding."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert still() and time.monotonic() < deadline, what or f"not done within {seconds:g}s"
+        time.sleep(0.05)

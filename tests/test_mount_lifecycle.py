@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from models import Counter
-from mounting import MODELS, RESULTSFS, mount_state, mounted, resultsfs, start, stop
+from mounting import MODELS, RESULTSFS, mount_state, mounted, resultsfs, start, stop, wait_until
 from resultsfs import FileBackend
 
 
@@ -39,10 +39,7 @@ def test_stale_mount_is_explained_cleared_by_umount_and_mountable_again(tmp_path
     mount = start(store, mnt)
     try:
         os.kill(mount.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while mount_state(mnt) != "stale":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: mount_state(mnt) == "stale", 10)
         done = subprocess.run(["ls", str(mnt)], capture_output=True, text=True)
         assert "Transport endpoint is not connected" in done.stderr
         again = resultsfs("mount", str(store), str(mnt), "--models", MODELS, check=False)
@@ -94,10 +91,11 @@ def test_sigterm_unmounts_cleanly(tmp_path: Path) -> None:
     mount = start(store, mnt)
     try:
         os.kill(mount.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while mount_state(mnt) != "none" or "stopped by a signal" not in mount.log():
-            assert time.monotonic() < deadline, mount.log()[-500:]
-            time.sleep(0.05)
+        wait_until(
+            lambda: mount_state(mnt) == "none" and "stopped by a signal" in mount.log(),
+            10,
+            mount.log()[-500:],
+        )
     finally:
         stop(mount)
 
@@ -111,10 +109,7 @@ def test_foreground_mode_logs_to_stderr_until_unmounted(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not os.path.ismount(mnt):
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: os.path.ismount(mnt), 20, still=lambda: proc.poll() is None)
         (mnt / "r.json").write_text('{"writer": "fg", "value": 2}')
         resultsfs("umount", str(mnt))
         _, err = proc.communicate(timeout=20)
@@ -163,10 +158,7 @@ def test_pid_file_in_the_foreground(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not pid_file.exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(pid_file.exists, 20, still=lambda: proc.poll() is None)
         assert int(pid_file.read_text()) == proc.pid
         resultsfs("umount", str(mnt))
         assert proc.wait(timeout=20) == 0

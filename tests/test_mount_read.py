@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from models import Counter, Metrics
-from mounting import Mount, mounted, sh
+from mounting import Mount, mounted, sh, wait_until
 from resultsfs import FileBackend
 
 
@@ -135,10 +135,7 @@ class TestVisibility:
         target = mount.path("sweep3/lr0.2/new.json")
         assert not target.exists()  # also caches the negative lookup
         FileBackend(mount.store).set("sweep3/lr0.2/new", Counter(writer="api", value=1))
-        deadline = time.monotonic() + 1.0
-        while not target.exists():
-            assert time.monotonic() < deadline, "not visible within 1 s"
-            time.sleep(0.05)
+        wait_until(target.exists, 1.0, "not visible within 1 s")
         assert json.loads(target.read_text())["data"]["writer"] == "api"
 
     def test_a_replacement_by_the_api_shows_within_a_second(self, mount: Mount) -> None:
@@ -147,7 +144,4 @@ class TestVisibility:
         FileBackend(mount.store).set(
             "sweep3/lr0.1/seed8", Metrics(loss=0.3, accuracy=0.3, step=99), behavior="overwrite"
         )  # type: ignore[arg-type]
-        deadline = time.monotonic() + 1.0
-        while json.loads(path.read_text())["data"]["step"] != 99:
-            assert time.monotonic() < deadline, "not visible within 1 s"
-            time.sleep(0.05)
+        wait_until(lambda: json.loads(path.read_text())["data"]["step"] == 99, 1.0, "not visible within 1 s")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from models import Counter, Metrics
-from mounting import MODELS, TESTS, Mount, mounted, sh, write_errno
+from mounting import MODELS, TESTS, Mount, mounted, sh, wait_until, write_errno
 from resultsfs import FileBackend
 
 ENVELOPE = {
@@ -370,10 +370,11 @@ def test_a_commit_waiting_for_a_lease_does_not_stall_other_requests(tmp_path: Pa
             ]
         )
         try:
-            deadline = time.monotonic() + 10
-            while "'leased' is leased by 'long-job'; waiting" not in m.log():
-                assert time.monotonic() < deadline, "the writer never reached its commit"
-                time.sleep(0.05)
+            wait_until(
+                lambda: "'leased' is leased by 'long-job'; waiting" in m.log(),
+                10,
+                "the writer never reached its commit",
+            )
             # While that commit waits, reads, listings and other commits go through.
             for i in range(20):
                 assert json.loads(m.path("free.json").read_text())["data"]["value"] >= 1

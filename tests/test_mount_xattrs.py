@@ -7,12 +7,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
-from mounting import TESTS, Mount, resultsfs, sh
+from mounting import TESTS, Mount, resultsfs, sh, wait_until
 from resultsfs import FileBackend
 
 SEED7 = "sweep3/lr0.1/seed7.json"
@@ -79,18 +78,12 @@ class TestLiveLeaseState:
     def test_lease_taken_and_released_by_another_process_shows_within_a_second(self, mount: Mount) -> None:
         path = mount.path(SEED7)
         resultsfs("lock", str(mount.store), "sweep3/lr0.1/seed7", "--holder", "job-42", "--ttl", "3600")
-        deadline = time.monotonic() + 1.0
-        while attrs(path)["user.results.lock.state"] != "locked":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: attrs(path)["user.results.lock.state"] == "locked", 1.0)
         shown = attrs(path)
         assert shown["user.results.lock.holder"] == "job-42"
         assert shown["user.results.lock.expires"].endswith("Z") and "T" in shown["user.results.lock.expires"]
         resultsfs("unlock", str(mount.store), "sweep3/lr0.1/seed7", "--holder", "job-42")
-        deadline = time.monotonic() + 1.0
-        while attrs(path)["user.results.lock.state"] != "unlocked":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: attrs(path)["user.results.lock.state"] == "unlocked", 1.0)
         assert "user.results.lock.holder" not in attrs(path)
 
     def test_a_lease_without_expiry_shows_never(self, mount: Mount) -> None:

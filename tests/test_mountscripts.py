@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from models import Counter
-from mounting import MODELS, mount_state, sh
+from mounting import MODELS, mount_state, sh, wait_until
 from resultsfs import FileBackend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,10 +135,7 @@ def test_systemd_unit_starts_stops_and_clears_a_stale_mount(tmp_path: Path) -> N
         [RESULTSFS_BIN, "mount", str(store), str(mnt), "--pid-file", str(pid_file)], env=child_env, check=True
     )
     os.kill(int(pid_file.read_text()), 9)
-    deadline = time.monotonic() + 10
-    while mount_state(mnt) != "stale":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: mount_state(mnt) == "stale", 10)
     pre = subprocess.run(
         _expand(commands["ExecStartPre"], env), env=child_env, capture_output=True, text=True, timeout=60
     )
@@ -147,10 +144,7 @@ def test_systemd_unit_starts_stops_and_clears_a_stale_mount(tmp_path: Path) -> N
         _expand(commands["ExecStart"], env), env=child_env, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 20
-        while not os.path.ismount(mnt):
-            assert service.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: os.path.ismount(mnt), 20, still=lambda: service.poll() is None)
         assert (mnt / "r.json").exists()
         stop = subprocess.run(_expand(commands["ExecStop"], env), capture_output=True, text=True, timeout=60)
         assert stop.returncode == 0, stop.stderr

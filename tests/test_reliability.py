@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from models import Counter, Metrics
-from mounting import MODELS, mount_state, mounted, resultsfs, sh, start, stop, write_errno
+from mounting import MODELS, mount_state, mounted, resultsfs, sh, start, stop, wait_until, write_errno
 from resultsfs import FileBackend, SetBehavior
 
 VALID = b'{"model_type": "Counter", "namespace": "default", "data": {"writer": "mnt", "value": 5}}'
@@ -94,10 +94,11 @@ class TestHostilePaths:
             assert (m.mnt / "r.json").exists()
             os.rename(store, tmp_path / "store.old")
             store.mkdir()
-            deadline = time.monotonic() + 5
-            while _errno_of(lambda: os.listdir(m.mnt)) != errno.ESTALE:
-                assert time.monotonic() < deadline, "the mount did not notice"
-                time.sleep(0.1)
+            wait_until(
+                lambda: _errno_of(lambda: os.listdir(m.mnt)) == errno.ESTALE,
+                5,
+                "the mount did not notice",
+            )
             assert write_errno(m.mnt / "new.json", VALID) == errno.ESTALE
             assert "replaced" in m.log()
             assert "unmounted" in resultsfs("umount", str(m.mnt)).stdout  # umount copes with ESTALE
@@ -245,10 +246,7 @@ class TestKilledDaemonAndWriters:
                     assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
                 time.sleep(1.0)
                 os.kill(mount.pid, signal.SIGKILL)
-                deadline = time.monotonic() + 10
-                while mount_state(mnt) != "stale":
-                    assert time.monotonic() < deadline, "the mount did not go stale"
-                    time.sleep(0.05)
+                wait_until(lambda: mount_state(mnt) == "stale", 10, "the mount did not go stale")
             finally:
                 for proc in writers:
                     proc.kill()
@@ -264,10 +262,11 @@ class TestKilledDaemonAndWriters:
             assert "cleared stale mount" in resultsfs("umount", str(mnt)).stdout
             mount = start(store, mnt)
             assert sorted(os.listdir(mnt / "shared")) == sorted(f"r{i}.json" for i in range(6))
-            deadline = time.monotonic() + 10
-            while list(store.rglob(".resultsfs-tmp.*")):
-                assert time.monotonic() < deadline, "leftover temp files were not cleaned up"
-                time.sleep(0.1)
+            wait_until(
+                lambda: not list(store.rglob(".resultsfs-tmp.*")),
+                10,
+                "leftover temp files were not cleaned up",
+            )
             assert write_errno(mnt / "shared" / "r0.json", VALID) is None
         finally:
             stop(mount)
