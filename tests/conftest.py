@@ -15,7 +15,7 @@ if str(TESTS_DIR) not in sys.path:
 
 import models  # noqa: E402  (registers the test models)
 from mounting import Mount  # noqa: E402
-from resultsfs import FileBackend, ResultsManager, registry  # noqa: E402
+from resultsfs import FileBackend, ResultsManager, ResultStore, registry  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -34,15 +34,15 @@ def store_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(store_dir: Path) -> Iterator[FileBackend]:
-    backend = FileBackend(store_dir)
-    yield backend
-    backend.close()
+def store(store_dir: Path) -> Iterator[ResultStore]:
+    """The store over a fresh directory backend."""
+    with ResultStore(FileBackend(store_dir)) as opened:
+        yield opened
 
 
 @pytest.fixture
-def manager(store: FileBackend) -> ResultsManager:
-    return ResultsManager(backend=store)
+def manager(store: ResultStore) -> ResultsManager:
+    return ResultsManager(backend=store.backend)
 
 
 @pytest.fixture
@@ -71,10 +71,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def clocked_store(store_dir: Path, clock: FakeClock) -> Iterator[FileBackend]:
-    backend = FileBackend(store_dir, clock=clock)
-    yield backend
-    backend.close()
+def clocked_store(store_dir: Path, clock: FakeClock) -> Iterator[ResultStore]:
+    with ResultStore(FileBackend(store_dir, clock=clock)) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from models import Counter
-from resultsfs import FileBackend, ResultExistsError, ResultsError, SetBehavior
+from resultsfs import FileBackend, ResultExistsError, ResultsError, ResultStore, SetBehavior
 
 FORK = multiprocessing.get_context("fork")
 
@@ -29,12 +29,13 @@ def _race_create(
     queue.put((me, wins))
 
 
-def test_eight_processes_racing_raise_if_exists_have_exactly_one_winner_per_id(store: FileBackend) -> None:
+def test_eight_processes_racing_raise_if_exists_have_exactly_one_winner_per_id(store: ResultStore) -> None:
     rids = [f"race/{i}" for i in range(40)]
     barrier = FORK.Barrier(8)
     queue = FORK.Queue()
     procs = [
-        FORK.Process(target=_race_create, args=(str(store.base_dir), rids, barrier, queue)) for _ in range(8)
+        FORK.Process(target=_race_create, args=(str(store.backend.base_dir), rids, barrier, queue))
+        for _ in range(8)
     ]
     for proc in procs:
         proc.start()
@@ -81,12 +82,16 @@ def _reader(base: str, deadline: float, queue: multiprocessing.Queue) -> None:  
     queue.put((reads, bad))
 
 
-def test_readers_racing_writers_never_see_a_partial_or_invalid_result(store: FileBackend) -> None:
+def test_readers_racing_writers_never_see_a_partial_or_invalid_result(store: ResultStore) -> None:
     store.set("hot/result", Counter(writer="init", value=0, payload=_payload(0)))
     deadline = time.monotonic() + 3.0
     queue = FORK.Queue()
-    writers = [FORK.Process(target=_writer, args=(str(store.base_dir), deadline, f"w{i}")) for i in range(3)]
-    readers = [FORK.Process(target=_reader, args=(str(store.base_dir), deadline, queue)) for _ in range(3)]
+    writers = [
+        FORK.Process(target=_writer, args=(str(store.backend.base_dir), deadline, f"w{i}")) for i in range(3)
+    ]
+    readers = [
+        FORK.Process(target=_reader, args=(str(store.backend.base_dir), deadline, queue)) for _ in range(3)
+    ]
     for proc in writers + readers:
         proc.start()
     outcomes = [queue.get(timeout=60) for _ in readers]
@@ -95,7 +100,7 @@ def test_readers_racing_writers_never_see_a_partial_or_invalid_result(store: Fil
     assert all(proc.exitcode == 0 for proc in writers)
     assert sum(reads for reads, _ in outcomes) > 100
     assert [b for _, bad in outcomes for b in bad] == []
-    assert [p.name for p in (store.base_dir / "hot").iterdir()] == ["result.json"]  # no temp left
+    assert [p.name for p in (store.backend.base_dir / "hot").iterdir()] == ["result.json"]  # no temp left
 
 
 def _churn(base: str, deadline: float, rid: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -111,11 +116,13 @@ def _churn(base: str, deadline: float, rid: str, queue: multiprocessing.Queue) -
     queue.put((cycles, errors))
 
 
-def test_delete_pruning_never_breaks_a_concurrent_set_into_the_same_directory(store: FileBackend) -> None:
+def test_delete_pruning_never_breaks_a_concurrent_set_into_the_same_directory(store: ResultStore) -> None:
     deadline = time.monotonic() + 2.0
     queue = FORK.Queue()
     procs = [
-        FORK.Process(target=_churn, args=(str(store.base_dir), deadline, f"deep/shared/dir/r{i}", queue))
+        FORK.Process(
+            target=_churn, args=(str(store.backend.base_dir), deadline, f"deep/shared/dir/r{i}", queue)
+        )
         for i in range(4)
     ]
     for proc in procs:
@@ -126,7 +133,7 @@ def test_delete_pruning_never_breaks_a_concurrent_set_into_the_same_directory(st
     assert [e for _, errors in outcomes for e in errors] == []
     assert all(cycles > 10 for cycles, _ in outcomes)
     assert store.list_ids() == []
-    assert not (store.base_dir / "deep").exists()
+    assert not (store.backend.base_dir / "deep").exists()
 
 
 def _set_many(base: str, prefix: str, count: int) -> None:
@@ -135,8 +142,10 @@ def _set_many(base: str, prefix: str, count: int) -> None:
         store.set(f"{prefix}/{i}", Counter(writer=prefix, value=i))
 
 
-def test_clear_alongside_writers_leaves_only_whole_results(store: FileBackend, tmp_path: Path) -> None:
-    procs = [FORK.Process(target=_set_many, args=(str(store.base_dir), f"p{i}", 150)) for i in range(3)]
+def test_clear_alongside_writers_leaves_only_whole_results(store: ResultStore, tmp_path: Path) -> None:
+    procs = [
+        FORK.Process(target=_set_many, args=(str(store.backend.base_dir), f"p{i}", 150)) for i in range(3)
+    ]
     for proc in procs:
         proc.start()
     for _ in range(5):

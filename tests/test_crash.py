@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from models import Counter
-from resultsfs import FileBackend, SetBehavior, atomic
+from resultsfs import ResultStore, SetBehavior, atomic
 
 TESTS = Path(__file__).resolve().parent
 
@@ -41,28 +41,28 @@ while True:
 """
 
 
-def test_killed_between_temp_write_and_rename_keeps_the_old_result(store: FileBackend) -> None:
+def test_killed_between_temp_write_and_rename_keeps_the_old_result(store: ResultStore) -> None:
     old = Counter(writer="old", value=1)
     store.set("victim", old)
     proc = subprocess.run(
-        [sys.executable, "-c", KILL_BEFORE_RENAME.format(tests=str(TESTS), base=str(store.base_dir))],
+        [sys.executable, "-c", KILL_BEFORE_RENAME.format(tests=str(TESTS), base=str(store.backend.base_dir))],
         timeout=60,
         check=False,
     )
     assert proc.returncode == -signal.SIGKILL
     assert store.get("victim") == old
-    leftovers = [n for n in os.listdir(store.base_dir) if n.startswith(".resultsfs-tmp.")]
+    leftovers = [n for n in os.listdir(store.backend.base_dir) if n.startswith(".resultsfs-tmp.")]
     assert len(leftovers) == 1  # the dead writer's complete temp file, never listed
     assert store.list_ids() == ["victim"]
     report = store.check(fix=True)
     assert [p.kind for p in report.fixed] == ["stale-temp"]
-    assert not [n for n in os.listdir(store.base_dir) if n.startswith(".resultsfs-tmp.")]
+    assert not [n for n in os.listdir(store.backend.base_dir) if n.startswith(".resultsfs-tmp.")]
 
 
-def test_writers_killed_at_random_points_leave_only_valid_results(store: FileBackend) -> None:
+def test_writers_killed_at_random_points_leave_only_valid_results(store: ResultStore) -> None:
     for attempt in range(5):
         proc = subprocess.Popen(
-            [sys.executable, "-c", WRITE_FOREVER.format(tests=str(TESTS), base=str(store.base_dir))],
+            [sys.executable, "-c", WRITE_FOREVER.format(tests=str(TESTS), base=str(store.backend.base_dir))],
             stdout=subprocess.PIPE,
         )
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
@@ -78,7 +78,7 @@ def test_writers_killed_at_random_points_leave_only_valid_results(store: FileBac
 
 
 def test_a_write_that_fails_before_its_rename_leaves_no_temp_and_the_old_result(
-    store: FileBackend, monkeypatch: pytest.MonkeyPatch
+    store: ResultStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old = Counter(writer="a", value=1)
     store.set("x", old)
@@ -89,5 +89,5 @@ def test_a_write_that_fails_before_its_rename_leaves_no_temp_and_the_old_result(
     monkeypatch.setattr(atomic, "before_rename", disk_full)
     with pytest.raises(OSError, match="No space left"):
         store.set("x", Counter(writer="b", value=2), SetBehavior.OVERWRITE)
-    assert not [n for n in os.listdir(store.base_dir) if n.startswith(".resultsfs-tmp.")]
+    assert not [n for n in os.listdir(store.backend.base_dir) if n.startswith(".resultsfs-tmp.")]
     assert store.get("x") == old

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 
-from resultsfs import FileBackend, InvalidResultIdError, ids
+from resultsfs import InvalidResultIdError, ResultStore, ids
 from strategies import invalid_ids, result_ids
 
 
@@ -69,8 +69,8 @@ class TestInvalidIds:
         with pytest.raises(InvalidResultIdError):
             ids.normalize_id(bad)
 
-    def test_store_api_rejects_before_touching_disk(self, store: FileBackend, metrics: object) -> None:
-        before = sorted(os.listdir(store.base_dir))
+    def test_store_api_rejects_before_touching_disk(self, store: ResultStore, metrics: object) -> None:
+        before = sorted(os.listdir(store.backend.base_dir))
         for bad in ("../escape", "/tmp/x", "a//b", ".resultsfs/locks/x"):
             with pytest.raises(InvalidResultIdError):
                 store.set(bad, metrics)  # type: ignore[arg-type]
@@ -78,8 +78,8 @@ class TestInvalidIds:
                 store.get(bad)
             with pytest.raises(InvalidResultIdError):
                 store.delete(bad)
-        assert sorted(os.listdir(store.base_dir)) == before
-        assert not (store.base_dir.parent / "escape.json").exists()
+        assert sorted(os.listdir(store.backend.base_dir)) == before
+        assert not (store.backend.base_dir.parent / "escape.json").exists()
 
 
 class TestRoundTrip:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -21,6 +22,7 @@ from resultsfs import (
     LockNotHeldError,
     LockTimeoutError,
     ResultLockedError,
+    ResultStore,
     SetBehavior,
     default_holder,
 )
@@ -32,7 +34,7 @@ class TestBasics:
     def test_default_holder_is_host_pid_thread(self) -> None:
         assert default_holder() == f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
-    def test_acquire_and_release(self, store: FileBackend) -> None:
+    def test_acquire_and_release(self, store: ResultStore) -> None:
         assert not store.is_locked("r")
         assert store.acquire_lock("r") is True
         assert store.is_locked("r")
@@ -42,10 +44,10 @@ class TestBasics:
         assert not store.is_locked("r")
 
     def test_record_holds_holder_acquisition_and_expiration_in_utc(
-        self, clocked_store: FileBackend, clock: FakeClock
+        self, clocked_store: ResultStore, clock: FakeClock
     ) -> None:
         clocked_store.acquire_lock("r", holder="me", hold_timeout=90)
-        (record,) = (clocked_store.base_dir / ".resultsfs" / "leases").glob("*.lease")
+        (record,) = (clocked_store.backend.base_dir / ".resultsfs" / "leases").glob("*.lease")
         data = json.loads(record.read_text())
         assert data["holder"] == "me"
         assert data["result_id"] == "r"
@@ -55,32 +57,32 @@ class TestBasics:
         lease = clocked_store.lease("forever")
         assert lease is not None and lease.expires is None
 
-    def test_release_by_another_holder_is_refused(self, store: FileBackend) -> None:
+    def test_release_by_another_holder_is_refused(self, store: ResultStore) -> None:
         store.acquire_lock("r", holder="a")
         with pytest.raises(LockNotHeldError, match="'r'.*held by 'a'.*not 'b'") as info:
             store.release_lock("r", holder="b")
         assert isinstance(info.value, ValueError)
         assert store.is_lock_holder("r", holder="a")
 
-    def test_release_of_a_free_result_is_refused(self, store: FileBackend) -> None:
+    def test_release_of_a_free_result_is_refused(self, store: ResultStore) -> None:
         with pytest.raises(LockNotHeldError, match="held by nobody"):
             store.release_lock("r")
 
-    def test_second_holder_cannot_acquire_without_waiting(self, store: FileBackend) -> None:
+    def test_second_holder_cannot_acquire_without_waiting(self, store: ResultStore) -> None:
         store.acquire_lock("r", holder="a")
         started = time.monotonic()
         assert store.acquire_lock("r", holder="b", acquire_timeout=0) is False
         assert store.acquire_lock("r", holder="b", acquire_timeout=0.2) is False
         assert time.monotonic() - started < 5
 
-    def test_reacquiring_renews(self, clocked_store: FileBackend, clock: FakeClock) -> None:
+    def test_reacquiring_renews(self, clocked_store: ResultStore, clock: FakeClock) -> None:
         clocked_store.acquire_lock("r", holder="a", hold_timeout=10)
         clock.advance(8)
         assert clocked_store.acquire_lock("r", holder="a", hold_timeout=10) is True
         clock.advance(8)
         assert clocked_store.is_lock_holder("r", holder="a")
 
-    def test_context_manager(self, store: FileBackend) -> None:
+    def test_context_manager(self, store: ResultStore) -> None:
         with store.lock("r", holder="a"):
             assert store.is_lock_holder("r", holder="a")
             with (
@@ -90,14 +92,14 @@ class TestBasics:
                 pass
         assert not store.is_locked("r")
 
-    def test_bad_hold_timeout(self, store: FileBackend) -> None:
+    def test_bad_hold_timeout(self, store: ResultStore) -> None:
         with pytest.raises(ValueError, match="hold_timeout"):
             store.acquire_lock("r", hold_timeout=0)
 
 
 class TestExpiry:
     def test_expired_lease_is_free_and_can_be_taken(
-        self, clocked_store: FileBackend, clock: FakeClock
+        self, clocked_store: ResultStore, clock: FakeClock
     ) -> None:
         clocked_store.acquire_lock("r", holder="a", hold_timeout=30)
         clock.advance(29.9)
@@ -108,7 +110,7 @@ class TestExpiry:
         assert clocked_store.acquire_lock("r", holder="b", acquire_timeout=0) is True
         assert clocked_store.is_lock_holder("r", holder="b")
 
-    def test_releasing_an_expired_lease_says_so(self, clocked_store: FileBackend, clock: FakeClock) -> None:
+    def test_releasing_an_expired_lease_says_so(self, clocked_store: ResultStore, clock: FakeClock) -> None:
         clocked_store.acquire_lock("r", holder="a", hold_timeout=5)
         clock.advance(6)
         with pytest.raises(LockNotHeldError, match="expired at 2026-11-21T12:00:05Z"):
@@ -116,8 +118,9 @@ class TestExpiry:
         assert not clocked_store.is_locked("r")
 
     @pytest.mark.parametrize("content", [b"", b"{", b'{"holder": 3, "expiration": "never"}', b"\x00\xff"])
-    def test_empty_or_corrupt_record_counts_as_expired(self, store: FileBackend, content: bytes) -> None:
-        record = store.base_dir / ".resultsfs" / "leases" / store.leases.record_name("r")
+    def test_empty_or_corrupt_record_counts_as_expired(self, store: ResultStore, content: bytes) -> None:
+        name = hashlib.sha256(b"r").hexdigest()[:40] + ".lease"  # the documented record name
+        record = store.backend.base_dir / ".resultsfs" / "leases" / name
         record.write_bytes(content)
         assert not store.is_locked("r")
         assert store.acquire_lock("r", holder="b", acquire_timeout=0) is True
@@ -125,7 +128,7 @@ class TestExpiry:
 
 
 class TestLeasesGuardWrites:
-    def test_non_holder_writes_and_deletes_are_refused(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_non_holder_writes_and_deletes_are_refused(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("r", metrics)
         store.acquire_lock("r", holder="owner")
         other = Metrics(loss=1, accuracy=0)
@@ -139,12 +142,12 @@ class TestLeasesGuardWrites:
         assert store.set("r", other, SetBehavior.OVERWRITE, holder="owner") is True
         assert store.get("r") == other
 
-    def test_default_holder_writes_its_own_lease(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_default_holder_writes_its_own_lease(self, store: ResultStore, metrics: Metrics) -> None:
         with store.lock("r"):
             assert store.set("r", metrics) is True
 
-    def test_no_answer_is_cached_per_instance(self, store: FileBackend) -> None:
-        second = FileBackend(store.base_dir)
+    def test_no_answer_is_cached_per_instance(self, store: ResultStore) -> None:
+        second = FileBackend(store.backend.base_dir)
         assert not second.is_locked("r")
         store.acquire_lock("r", holder="a")
         assert second.is_locked("r")
@@ -155,7 +158,7 @@ class TestLeasesGuardWrites:
 
 
 class TestWaiting:
-    def test_wait_for_lock_returns_when_released(self, store: FileBackend) -> None:
+    def test_wait_for_lock_returns_when_released(self, store: ResultStore) -> None:
         store.acquire_lock("r", holder="a")
         timer = threading.Timer(0.2, store.release_lock, args=("r", "a"))
         timer.start()
@@ -164,11 +167,11 @@ class TestWaiting:
         assert 0.1 < time.monotonic() - started < 9
         timer.join()
 
-    def test_wait_for_lock_times_out(self, store: FileBackend) -> None:
+    def test_wait_for_lock_times_out(self, store: ResultStore) -> None:
         store.acquire_lock("r", holder="a")
         assert store.wait_for_lock("r", timeout=0.1) is False
 
-    def test_acquire_waits_for_release(self, store: FileBackend) -> None:
+    def test_acquire_waits_for_release(self, store: ResultStore) -> None:
         store.acquire_lock("r", holder="a")
         threading.Timer(0.2, store.release_lock, args=("r", "a")).start()
         assert store.acquire_lock("r", holder="b", acquire_timeout=10) is True
@@ -189,12 +192,13 @@ def _hold_and_die(base: str, ready: multiprocessing.synchronize.Event) -> None:
 
 
 class TestAcrossProcesses:
-    def test_an_expired_lease_is_taken_over_by_exactly_one_of_six_waiters(self, store: FileBackend) -> None:
+    def test_an_expired_lease_is_taken_over_by_exactly_one_of_six_waiters(self, store: ResultStore) -> None:
         store.acquire_lock("r", holder="dead-holder", hold_timeout=0.4)
         barrier = FORK.Barrier(6)
         queue = FORK.Queue()
         procs = [
-            FORK.Process(target=_take_over, args=(str(store.base_dir), barrier, queue)) for _ in range(6)
+            FORK.Process(target=_take_over, args=(str(store.backend.base_dir), barrier, queue))
+            for _ in range(6)
         ]
         for proc in procs:
             proc.start()
@@ -205,9 +209,9 @@ class TestAcrossProcesses:
         lease = store.lease("r")
         assert lease is not None and re.fullmatch(r"waiter-\d+", lease.holder)
 
-    def test_a_killed_holder_s_lease_expires_at_its_ttl(self, store: FileBackend) -> None:
+    def test_a_killed_holder_s_lease_expires_at_its_ttl(self, store: ResultStore) -> None:
         ready = FORK.Event()
-        proc = FORK.Process(target=_hold_and_die, args=(str(store.base_dir), ready))
+        proc = FORK.Process(target=_hold_and_die, args=(str(store.backend.base_dir), ready))
         proc.start()
         proc.join(timeout=30)
         assert proc.exitcode == -signal.SIGKILL and ready.is_set()
@@ -216,8 +220,8 @@ class TestAcrossProcesses:
         assert store.acquire_lock("r", holder="next", acquire_timeout=5) is True
 
 
-def test_leases_dir_is_inside_the_store(store: FileBackend) -> None:
+def test_leases_dir_is_inside_the_store(store: ResultStore) -> None:
     store.acquire_lock("x")
-    assert Path(store.base_dir, ".resultsfs", "leases").is_dir()
-    assert len(list(Path(store.base_dir, ".resultsfs", "leases").iterdir())) == 1
+    assert Path(store.backend.base_dir, ".resultsfs", "leases").is_dir()
+    assert len(list(Path(store.backend.base_dir, ".resultsfs", "leases").iterdir())) == 1
     store.set("x", Counter(writer="w", value=1))

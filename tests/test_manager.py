@@ -16,6 +16,7 @@ from resultsfs import (
     ResultExistsError,
     ResultLockedError,
     ResultsManager,
+    ResultStore,
     SetBehavior,
 )
 
@@ -58,8 +59,10 @@ class TestReadCommitted:
 
 
 class TestSerializable:
-    def test_reads_wait_for_the_holder_to_commit(self, store: FileBackend, metrics: Metrics) -> None:
-        manager = ResultsManager(backend=store, isolation=IsolationLevel.SERIALIZABLE, lock_timeout=10)
+    def test_reads_wait_for_the_holder_to_commit(self, store: ResultStore, metrics: Metrics) -> None:
+        manager = ResultsManager(
+            backend=store.backend, isolation=IsolationLevel.SERIALIZABLE, lock_timeout=10
+        )
         manager.set("r", metrics)
         manager.acquire_lock("r", holder="writer")
         final = Metrics(loss=0.01, accuracy=1.0)
@@ -74,15 +77,19 @@ class TestSerializable:
         assert manager.get("r") == final
         thread.join()
 
-    def test_reads_are_bounded_by_the_lock_timeout(self, store: FileBackend, metrics: Metrics) -> None:
-        manager = ResultsManager(backend=store, isolation=IsolationLevel.SERIALIZABLE, lock_timeout=0.2)
+    def test_reads_are_bounded_by_the_lock_timeout(self, store: ResultStore, metrics: Metrics) -> None:
+        manager = ResultsManager(
+            backend=store.backend, isolation=IsolationLevel.SERIALIZABLE, lock_timeout=0.2
+        )
         manager.set("r", metrics)
         manager.acquire_lock("r", holder="stuck")
         with pytest.raises(LockTimeoutError, match="'r'.*'stuck'.*SERIALIZABLE"):
             manager.get("r")
 
-    def test_the_holder_reads_its_own_lease_at_once(self, store: FileBackend, metrics: Metrics) -> None:
-        manager = ResultsManager(backend=store, isolation=IsolationLevel.SERIALIZABLE, lock_timeout=0.2)
+    def test_the_holder_reads_its_own_lease_at_once(self, store: ResultStore, metrics: Metrics) -> None:
+        manager = ResultsManager(
+            backend=store.backend, isolation=IsolationLevel.SERIALIZABLE, lock_timeout=0.2
+        )
         manager.set("r", metrics)
         with manager.lock("r"):
             assert manager.get("r") == metrics

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from models import Counter
 from mounting import MODELS, RESULTSFS, mount_state, mounted, resultsfs, start, stop, wait_until
 from resultsfs import FileBackend
+from resultsfs.atomic import process_is_running
 
 
 def _store(tmp_path: Path) -> Path:
@@ -127,8 +127,9 @@ def test_staging_of_a_dead_mount_is_removed_by_the_next_mount(tmp_path: Path) ->
     mount = start(store, mnt)
     try:
         (mnt / "scratch.tmp").write_text("partial")
-        os.kill(mount.pid, signal.SIGKILL)
-        time.sleep(0.2)
+        dead = mount.pid
+        os.kill(dead, signal.SIGKILL)
+        wait_until(lambda: not process_is_running(dead), 10, "the killed daemon did not exit")
         resultsfs("umount", str(mnt))
         staging = store / ".resultsfs" / "staging"
         assert any(staging.rglob("scratch.tmp"))

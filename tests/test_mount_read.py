@@ -121,13 +121,13 @@ class TestReadsValidate:
         path = mount.path("sweep3/lr0.1/seed7.json")
         for _ in range(3):
             path.read_bytes()
-        assert mount.log().count("seed7.json: validated version") == 1
+        assert mount.log().count("'sweep3/lr0.1/seed7': validated version") == 1
         FileBackend(mount.store).set(
             "sweep3/lr0.1/seed7", Metrics(loss=0.1, accuracy=0.2), behavior="overwrite"
         )  # type: ignore[arg-type]
         time.sleep(1.1)
         assert json.loads(path.read_bytes())["data"]["loss"] == 0.1
-        assert mount.log().count("seed7.json: validated version") == 2
+        assert mount.log().count("'sweep3/lr0.1/seed7': validated version") == 2
 
 
 class TestVisibility:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from models import Inner
-from resultsfs import FileBackend, ResultValidationError, SetBehavior, register_model
+from resultsfs import FileBackend, ResultStore, ResultValidationError, SetBehavior, register_model
 from strategies import result_ids
 
 
@@ -74,7 +74,7 @@ def prop_store(tmp_path_factory: pytest.TempPathFactory) -> FileBackend:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rid=result_ids(), value=everything)
-def test_every_generated_instance_round_trips(prop_store: FileBackend, rid: str, value: Everything) -> None:
+def test_every_generated_instance_round_trips(prop_store: ResultStore, rid: str, value: Everything) -> None:
     register_model(Everything, namespace="props")
     assert prop_store.set(rid, value, SetBehavior.OVERWRITE) is True
     back = prop_store.get(rid)
@@ -84,7 +84,7 @@ def test_every_generated_instance_round_trips(prop_store: FileBackend, rid: str,
     assert prop_store.delete(rid) is True
 
 
-def test_values_json_cannot_hold_are_refused_not_stored(store: FileBackend) -> None:
+def test_values_json_cannot_hold_are_refused_not_stored(store: ResultStore) -> None:
     @register_model
     class Ratio(BaseModel):
         r: float
@@ -95,7 +95,7 @@ def test_values_json_cannot_hold_are_refused_not_stored(store: FileBackend) -> N
     assert not store.exists("bad")
 
 
-def test_lossy_round_trips_are_refused_not_stored(store: FileBackend) -> None:
+def test_lossy_round_trips_are_refused_not_stored(store: ResultStore) -> None:
     @register_model
     class Moment(BaseModel):
         at: datetime.datetime
@@ -107,7 +107,7 @@ def test_lossy_round_trips_are_refused_not_stored(store: FileBackend) -> None:
     assert not store.exists("m")
 
 
-def test_excluded_fields_do_not_count_as_loss(store: FileBackend) -> None:
+def test_excluded_fields_do_not_count_as_loss(store: ResultStore) -> None:
     from pydantic import Field
 
     @register_model

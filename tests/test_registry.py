@@ -62,19 +62,49 @@ class TestRegisterForms:
         register_model(E)
         assert find_model_in_all_namespaces("E") == [("default", E)]
 
-    def test_a_different_class_under_a_taken_name_is_refused(self) -> None:
+    def test_an_equal_class_under_a_taken_name_replaces_it_with_a_warning(self) -> None:
+        """A notebook cell run twice: results_manager warns and replaces, and so do we."""
+
         def make() -> type[BaseModel]:
             class F(BaseModel):
                 x: int
 
             return F
 
-        register_model(make())
-        with pytest.raises(ModelConflictError, match="'F' in namespace 'default'.*taken"):
-            register_model(make())
+        first, second = make(), make()
+        register_model(first)
+        with pytest.warns(UserWarning, match="'F' is already registered in namespace 'default'. Replacing"):
+            register_model(second)
+        assert get_model_class("F") is second
+
+    def test_a_class_with_other_fields_under_a_taken_name_is_refused(self) -> None:
+        class F(BaseModel):
+            x: int
+
+        register_model(F)
+
+        def other_fields() -> type[BaseModel]:
+            class F(BaseModel):
+                y: int
+
+            return F
+
+        def other_types() -> type[BaseModel]:
+            class F(BaseModel):
+                x: str
+
+            return F
+
+        with pytest.raises(
+            ModelConflictError, match="'F' is already registered in namespace 'default'.*different fields"
+        ):
+            register_model(other_fields())
+        with pytest.raises(ModelConflictError, match="different type for field 'x'"):
+            register_model(other_types())
+        assert get_model_class("F") is F
 
     def test_non_model_is_refused(self) -> None:
-        with pytest.raises(ModelConflictError, match="not a pydantic"):
+        with pytest.raises(TypeError, match="must be a subclass of BaseModel"):
             register_model(int)  # type: ignore[type-var]
 
 
@@ -86,9 +116,11 @@ class TestLookups:
         register_model(G)
         register_model(G, namespace="other")
         assert find_model_namespace(G) == "other"
-        with pytest.raises(ModelConflictError, match="several namespaces"):
+        assert find_model_namespace(G, strict=True) == "other"  # only non-default ones are ambiguous
+        register_model(G, namespace="third")
+        with pytest.raises(ModelConflictError, match="multiple non-default namespaces: other, third"):
             find_model_namespace(G, strict=True)
-        assert {ns for ns, _ in find_model_in_all_namespaces("G")} == {"default", "other"}
+        assert {ns for ns, _ in find_model_in_all_namespaces("G")} == {"default", "other", "third"}
 
     def test_unregistered_class_has_no_namespace(self) -> None:
         class H(BaseModel):

@@ -21,7 +21,7 @@ import pytest
 
 from models import Counter, Metrics
 from mounting import MODELS, mount_state, mounted, resultsfs, sh, start, stop, wait_until, write_errno
-from resultsfs import FileBackend, SetBehavior
+from resultsfs import FileBackend, ResultStore, SetBehavior
 
 VALID = b'{"model_type": "Counter", "namespace": "default", "data": {"writer": "mnt", "value": 5}}'
 
@@ -253,7 +253,7 @@ class TestKilledDaemonAndWriters:
                     proc.wait()
                     assert proc.stdout is not None
                     proc.stdout.close()
-            report = FileBackend(store).check()
+            report = ResultStore(FileBackend(store)).check()
             assert report.results == len(ids)
             assert all(p.kind == "stale-temp" for p in report.problems), report.problems
             for rid in ids:
@@ -368,7 +368,7 @@ class TestOtherUsers:
             # A lease held by someone else cannot be broken or written through.
             backend.acquire_lock("theirs/mine", holder="root-job")
             self._as(tester, f"setfattr -n user.results.lock.holder -v me {mnt}/theirs/mine.json")
-            assert backend.lease("theirs/mine").holder == "root-job"  # type: ignore[union-attr]
+            assert backend.store.lease("theirs/mine").holder == "root-job"  # type: ignore[union-attr]
             busy = self._as(tester, f"cp {mnt}/pub.json {mnt}/theirs/mine.json")
             assert busy.returncode == 1 and "busy" in busy.stderr
             assert self._as(tester, f"rm {mnt}/theirs/mine.json").returncode == 1

@@ -25,6 +25,7 @@ from resultsfs import (
     ResultExistsError,
     ResultLockedError,
     ResultNotFoundError,
+    ResultStore,
     ResultTooLargeError,
     ResultValidationError,
     SetBehavior,
@@ -75,8 +76,8 @@ def files_in(directory: Path) -> list[str]:
 
 
 class TestFormatCompatibility:
-    def test_reads_a_store_written_by_results_manager(self, store: FileBackend) -> None:
-        path = store.base_dir / "sweep3" / "lr0.1" / "seed7.json"
+    def test_reads_a_store_written_by_results_manager(self, store: ResultStore) -> None:
+        path = store.backend.base_dir / "sweep3" / "lr0.1" / "seed7.json"
         path.parent.mkdir(parents=True)
         path.write_text(RESULTS_MANAGER_FILE)
         result = store.get("sweep3/lr0.1/seed7")
@@ -85,39 +86,39 @@ class TestFormatCompatibility:
         )
         assert store.list_ids() == ["sweep3/lr0.1/seed7"]
 
-    def test_results_manager_reads_what_we_write(self, store: FileBackend) -> None:
+    def test_results_manager_reads_what_we_write(self, store: ResultStore) -> None:
         store.set(["sweep3", "lr0.1", "seed7"], Metrics(loss=0.5, accuracy=0.75, step=10))
         # results_manager's FileBackend.get, step by step.
-        with open(store.base_dir / "sweep3/lr0.1/seed7.json") as handle:
+        with open(store.backend.base_dir / "sweep3/lr0.1/seed7.json") as handle:
             stored = json.load(handle)
         model_class = get_model_class(stored["model_type"], namespace=stored.get("namespace", "default"))
         assert model_class is Metrics
         assert model_class.model_validate(stored["data"]) == Metrics(loss=0.5, accuracy=0.75, step=10)
 
-    def test_file_layout_is_indent_2_envelope(self, store: FileBackend) -> None:
+    def test_file_layout_is_indent_2_envelope(self, store: ResultStore) -> None:
         store.set("a", Metrics(loss=0.5, accuracy=0.75, step=10, inner=Inner(name="enc", weights=(1.0, 2.0))))
-        assert (store.base_dir / "a.json").read_text() == RESULTS_MANAGER_FILE + "\n"
+        assert (store.backend.base_dir / "a.json").read_text() == RESULTS_MANAGER_FILE + "\n"
 
-    def test_path_for_names_the_file(self, store: FileBackend) -> None:
-        assert store.path_for(["a", "b"]) == store.base_dir / "a" / "b.json"
+    def test_location_names_the_file(self, store: ResultStore) -> None:
+        assert store.location(["a", "b"]) == str(store.backend.base_dir / "a" / "b.json")
 
-    def test_namespace_is_recorded(self, store: FileBackend) -> None:
+    def test_namespace_is_recorded(self, store: ResultStore) -> None:
         store.set("cfg", run_config())
-        stored = json.loads((store.base_dir / "cfg.json").read_text())
+        stored = json.loads((store.backend.base_dir / "cfg.json").read_text())
         assert (stored["model_type"], stored["namespace"]) == ("RunConfig", "sweep")
 
 
 class TestRoundTrip:
-    def test_json_awkward_types_round_trip(self, store: FileBackend) -> None:
+    def test_json_awkward_types_round_trip(self, store: ResultStore) -> None:
         config = run_config()
         assert store.set("cfg", config) is True
         assert store.get("cfg") == config
 
-    def test_no_partial_or_temp_file_is_left(self, store: FileBackend, store_dir: Path) -> None:
+    def test_no_partial_or_temp_file_is_left(self, store: ResultStore, store_dir: Path) -> None:
         store.set("a/b", run_config())
         assert files_in(store_dir) == ["a", "a/b.json"]
 
-    def test_model_class_and_namespace_overrides(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_model_class_and_namespace_overrides(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("m", metrics)
 
         @register_model(namespace="v2")
@@ -128,48 +129,48 @@ class TestRoundTrip:
         assert store.get("m", namespace="elsewhere") == metrics  # falls back to any namespace
 
     def test_model_not_in_stored_namespace_is_found_in_another(
-        self, store: FileBackend, metrics: Metrics
+        self, store: ResultStore, metrics: Metrics
     ) -> None:
         store.set("m", metrics)
-        raw = json.loads((store.base_dir / "m.json").read_text())
+        raw = json.loads((store.backend.base_dir / "m.json").read_text())
         raw["namespace"] = "gone"
-        (store.base_dir / "m.json").write_text(json.dumps(raw))
+        (store.backend.base_dir / "m.json").write_text(json.dumps(raw))
         assert store.get("m") == metrics
 
 
 class TestSetBehavior:
-    def test_raise_if_exists_is_the_default(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_raise_if_exists_is_the_default(self, store: ResultStore, metrics: Metrics) -> None:
         assert store.set("x", metrics) is True
         with pytest.raises(ResultExistsError, match="'x'") as info:
             store.set("x", metrics)
         assert isinstance(info.value, FileExistsError)
 
     def test_skip_if_exists_leaves_the_stored_result_untouched(
-        self, store: FileBackend, metrics: Metrics
+        self, store: ResultStore, metrics: Metrics
     ) -> None:
         store.set("x", metrics)
-        path = store.base_dir / "x.json"
+        path = store.backend.base_dir / "x.json"
         before = (path.read_bytes(), path.stat().st_mtime_ns, path.stat().st_ino)
         other = Metrics(loss=9, accuracy=0.1)
         assert store.set("x", other, SetBehavior.SKIP_IF_EXISTS) is False
         assert store.set("x", metrics, SetBehavior.SKIP_IF_EXISTS) is False
         assert (path.read_bytes(), path.stat().st_mtime_ns, path.stat().st_ino) == before
 
-    def test_skip_if_exists_writes_a_new_result(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_skip_if_exists_writes_a_new_result(self, store: ResultStore, metrics: Metrics) -> None:
         assert store.set("new", metrics, SetBehavior.SKIP_IF_EXISTS) is True
 
-    def test_raise_if_different_accepts_equal_data(self, store: FileBackend) -> None:
+    def test_raise_if_different_accepts_equal_data(self, store: ResultStore) -> None:
         store.set("cfg", run_config())
         # Tuples and sets are stored as lists; an equal model still compares equal.
         assert store.set("cfg", run_config(), SetBehavior.RAISE_IF_DIFFERENT) is False
 
-    def test_raise_if_different_refuses_other_data(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_raise_if_different_refuses_other_data(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("x", metrics)
         with pytest.raises(ResultConflictError, match="different result.*'x'"):
             store.set("x", Metrics(loss=1, accuracy=0.5), SetBehavior.RAISE_IF_DIFFERENT)
         assert store.get("x") == metrics
 
-    def test_raise_if_different_refuses_another_type_with_equal_fields(self, store: FileBackend) -> None:
+    def test_raise_if_different_refuses_another_type_with_equal_fields(self, store: ResultStore) -> None:
         @register_model
         class Twin(BaseModel):
             writer: str
@@ -180,29 +181,29 @@ class TestSetBehavior:
         with pytest.raises(ResultConflictError):
             store.set("x", Twin(writer="w", value=1), SetBehavior.RAISE_IF_DIFFERENT)
 
-    def test_raise_if_different_treats_a_corrupt_stored_file_as_different(self, store: FileBackend) -> None:
-        (store.base_dir / "x.json").write_text("{broken")
+    def test_raise_if_different_treats_a_corrupt_stored_file_as_different(self, store: ResultStore) -> None:
+        (store.backend.base_dir / "x.json").write_text("{broken")
         with pytest.raises(ResultConflictError):
             store.set("x", Counter(writer="w", value=1), SetBehavior.RAISE_IF_DIFFERENT)
-        assert (store.base_dir / "x.json").read_text() == "{broken"
+        assert (store.backend.base_dir / "x.json").read_text() == "{broken"
 
-    def test_behavior_may_be_given_by_value(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_behavior_may_be_given_by_value(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("x", metrics)
         assert store.set("x", Metrics(loss=1, accuracy=0.5), "overwrite") is True  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="unknown set behavior 'replace'"):
             store.set("x", metrics, "replace")  # type: ignore[arg-type]
 
-    def test_overwrite_replaces_and_keeps_the_file_mode(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_overwrite_replaces_and_keeps_the_file_mode(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("x", metrics)
-        os.chmod(store.base_dir / "x.json", 0o640)
+        os.chmod(store.backend.base_dir / "x.json", 0o640)
         other = Metrics(loss=1, accuracy=0.5)
         assert store.set("x", other, SetBehavior.OVERWRITE) is True
         assert store.get("x") == other
-        assert (store.base_dir / "x.json").stat().st_mode & 0o777 == 0o640
+        assert (store.backend.base_dir / "x.json").stat().st_mode & 0o777 == 0o640
 
 
 class TestSetRefusals:
-    def test_unregistered_model_is_refused(self, store: FileBackend) -> None:
+    def test_unregistered_model_is_refused(self, store: ResultStore) -> None:
         class Loose(BaseModel):
             x: int
 
@@ -210,18 +211,24 @@ class TestSetRefusals:
             store.set("a", Loose(x=1))
         assert not store.exists("a")
 
-    def test_model_not_in_the_given_namespace_is_refused(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_model_not_in_the_given_namespace_is_refused(self, store: ResultStore, metrics: Metrics) -> None:
         with pytest.raises(ModelNotRegisteredError, match="namespace 'nope'"):
             store.set("a", metrics, namespace="nope")
 
-    def test_ambiguous_namespace_with_strict(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_ambiguous_namespace_with_strict(self, store: ResultStore, metrics: Metrics) -> None:
         register_model(Metrics, namespace="second")
-        with pytest.raises(ModelConflictError, match="several namespaces"):
-            store.set("a", metrics, strict_namespace=True)
-        store.set("a", metrics)
-        assert json.loads((store.base_dir / "a.json").read_text())["namespace"] == "second"
+        store.set("a", metrics, strict_namespace=True)  # "default" and one other: not ambiguous
+        assert json.loads((store.backend.base_dir / "a.json").read_text())["namespace"] == "second"
+        register_model(Metrics, namespace="third")
+        with pytest.raises(
+            ModelConflictError,
+            match="Cannot automatically determine namespace.*multiple non-default namespaces",
+        ):
+            store.set("b", metrics, strict_namespace=True)
+        store.set("b", metrics)
+        assert json.loads((store.backend.base_dir / "b.json").read_text())["namespace"] == "second"
 
-    def test_a_model_whose_dump_does_not_validate_back_is_refused(self, store: FileBackend) -> None:
+    def test_a_model_whose_dump_does_not_validate_back_is_refused(self, store: ResultStore) -> None:
         @register_model
         class Lossy(BaseModel):
             n: int
@@ -234,19 +241,19 @@ class TestSetRefusals:
             store.set("lossy", Lossy(n=1))
         assert not store.exists("lossy")
 
-    def test_not_a_model(self, store: FileBackend) -> None:
+    def test_not_a_model(self, store: ResultStore) -> None:
         with pytest.raises(TypeError, match="not a pydantic model"):
             store.set("a", {"x": 1})  # type: ignore[arg-type]
 
     def test_size_limit(self, store_dir: Path) -> None:
-        small = FileBackend(store_dir, max_result_bytes=200)
+        small = ResultStore(FileBackend(store_dir), max_result_bytes=200)
         with pytest.raises(ResultTooLargeError, match="'big'.*limit of 200"):
             small.set("big", Counter(writer="w", value=1, payload="x" * 500))
         assert not small.exists("big")
 
 
 class TestGet:
-    def test_missing_result(self, store: FileBackend) -> None:
+    def test_missing_result(self, store: ResultStore) -> None:
         with pytest.raises(ResultNotFoundError, match="'nope/x'") as info:
             store.get("nope/x")
         assert isinstance(info.value, FileNotFoundError)
@@ -263,43 +270,45 @@ class TestGet:
             ('{"model_type": "Metrics", "namespace": 3, "data": {}}', "namespace"),
         ],
     )
-    def test_corrupt_files_raise_a_clear_error(self, store: FileBackend, content: str, reason: str) -> None:
-        (store.base_dir / "bad.json").write_text(content)
+    def test_corrupt_files_raise_a_clear_error(self, store: ResultStore, content: str, reason: str) -> None:
+        (store.backend.base_dir / "bad.json").write_text(content)
         with pytest.raises(CorruptResultError, match=f"'bad'.*{reason}"):
             store.get("bad")
 
-    def test_binary_garbage(self, store: FileBackend) -> None:
-        (store.base_dir / "bin.json").write_bytes(b"\xff\xfe\x00garbage")
+    def test_binary_garbage(self, store: ResultStore) -> None:
+        (store.backend.base_dir / "bin.json").write_bytes(b"\xff\xfe\x00garbage")
         with pytest.raises(CorruptResultError, match="not UTF-8"):
             store.get("bin")
 
-    def test_unregistered_model(self, store: FileBackend) -> None:
-        (store.base_dir / "u.json").write_text('{"model_type": "Ghost", "namespace": "x", "data": {}}')
+    def test_unregistered_model(self, store: ResultStore) -> None:
+        (store.backend.base_dir / "u.json").write_text(
+            '{"model_type": "Ghost", "namespace": "x", "data": {}}'
+        )
         with pytest.raises(ModelNotRegisteredError, match="'u'.*'Ghost'"):
             store.get("u")
 
-    def test_invalid_data_chains_the_pydantic_error(self, store: FileBackend) -> None:
-        (store.base_dir / "v.json").write_text(
+    def test_invalid_data_chains_the_pydantic_error(self, store: ResultStore) -> None:
+        (store.backend.base_dir / "v.json").write_text(
             '{"model_type": "Metrics", "data": {"loss": "high", "accuracy": 2}}'
         )
         with pytest.raises(ResultValidationError, match="'v'.*loss.*accuracy") as info:
             store.get("v")
         assert isinstance(info.value.__cause__, ValidationError)
 
-    def test_a_directory_named_like_a_result_is_not_one(self, store: FileBackend) -> None:
-        (store.base_dir / "d").mkdir()
+    def test_a_directory_named_like_a_result_is_not_one(self, store: ResultStore) -> None:
+        (store.backend.base_dir / "d").mkdir()
         assert not store.exists("d")
         with pytest.raises(ResultNotFoundError):
             store.get("d")
 
 
 class TestListIds:
-    def test_sorted_with_slashes(self, store: FileBackend) -> None:
+    def test_sorted_with_slashes(self, store: ResultStore) -> None:
         for rid in ["b/2", "a", "b/1/x", "ab/c"]:
             store.set(rid, Counter(writer="t", value=0))
         assert store.list_ids() == ["a", "ab/c", "b/1/x", "b/2"]
 
-    def test_prefix_is_a_subtree_not_a_string_prefix(self, store: FileBackend) -> None:
+    def test_prefix_is_a_subtree_not_a_string_prefix(self, store: ResultStore) -> None:
         for rid in ["a", "a/x", "a/y/z", "ab/c", "abc"]:
             store.set(rid, Counter(writer="t", value=0))
         assert store.list_ids("a") == ["a", "a/x", "a/y/z"]
@@ -307,50 +316,50 @@ class TestListIds:
         assert store.list_ids("a/") == ["a/x", "a/y/z"]
         assert store.list_ids("missing") == []
 
-    def test_store_files_temp_files_and_foreign_files_are_never_listed(self, store: FileBackend) -> None:
+    def test_store_files_temp_files_and_foreign_files_are_never_listed(self, store: ResultStore) -> None:
         store.set("r", Counter(writer="t", value=0))
         store.acquire_lock("r")
-        (store.base_dir / ".resultsfs-tmp.h.1.abc").write_text("{")
-        (store.base_dir / "notes.txt").write_text("hi")
-        (store.base_dir / ".hidden.json").write_text("{}")
-        (store.base_dir / "x.json.tmp").write_text("{}")
+        (store.backend.base_dir / ".resultsfs-tmp.h.1.abc").write_text("{")
+        (store.backend.base_dir / "notes.txt").write_text("hi")
+        (store.backend.base_dir / ".hidden.json").write_text("{}")
+        (store.backend.base_dir / "x.json.tmp").write_text("{}")
         assert store.list_ids() == ["r"]
 
 
 class TestDeleteAndClear:
-    def test_delete_returns_whether_it_deleted(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_delete_returns_whether_it_deleted(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("x", metrics)
         assert store.delete("x") is True
         assert store.delete("x") is False
         assert not store.exists("x")
 
-    def test_delete_prunes_emptied_parents_only(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_delete_prunes_emptied_parents_only(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("a/b/c", metrics)
         store.set("a/d", metrics)
         store.delete("a/b/c")
-        assert not (store.base_dir / "a" / "b").exists()
-        assert (store.base_dir / "a").is_dir()
+        assert not (store.backend.base_dir / "a" / "b").exists()
+        assert (store.backend.base_dir / "a").is_dir()
         store.delete("a/d")
-        assert not (store.base_dir / "a").exists()
-        assert store.base_dir.is_dir()
+        assert not (store.backend.base_dir / "a").exists()
+        assert store.backend.base_dir.is_dir()
 
-    def test_delete_without_prune_keeps_directories(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_delete_without_prune_keeps_directories(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("a/b", metrics)
         store.delete("a/b", prune=False)
-        assert (store.base_dir / "a").is_dir()
+        assert (store.backend.base_dir / "a").is_dir()
 
     def test_clear_removes_results_and_keeps_foreign_files(
-        self, store: FileBackend, metrics: Metrics
+        self, store: ResultStore, metrics: Metrics
     ) -> None:
         for rid in ["a", "b/c", "b/d/e"]:
             store.set(rid, metrics)
-        (store.base_dir / "b" / "README").write_text("keep me")
+        (store.backend.base_dir / "b" / "README").write_text("keep me")
         store.clear()
         assert store.list_ids() == []
-        assert (store.base_dir / "b" / "README").read_text() == "keep me"
-        assert not (store.base_dir / "b" / "d").exists()
+        assert (store.backend.base_dir / "b" / "README").read_text() == "keep me"
+        assert not (store.backend.base_dir / "b" / "d").exists()
 
-    def test_clear_keeps_results_leased_by_others(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_clear_keeps_results_leased_by_others(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("a", metrics)
         store.set("b", metrics)
         store.acquire_lock("b", holder="someone-else")
@@ -360,14 +369,14 @@ class TestDeleteAndClear:
 
 
 class TestRename:
-    def test_moves_a_result(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_moves_a_result(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("a/x", metrics)
-        (store.base_dir / "b").mkdir()
+        (store.backend.base_dir / "b").mkdir()
         store.rename("a/x", "b/y")
         assert store.list_ids() == ["b/y"]
         assert store.get("b/y") == metrics
 
-    def test_refuses_to_replace_unless_overwrite(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_refuses_to_replace_unless_overwrite(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("x", metrics)
         store.set("y", Metrics(loss=1, accuracy=0))
         with pytest.raises(ResultExistsError, match="'y'"):
@@ -376,21 +385,21 @@ class TestRename:
         assert store.list_ids() == ["y"]
         assert store.get("y") == metrics
 
-    def test_moves_into_a_new_directory(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_moves_into_a_new_directory(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("x", metrics)
         store.rename("x", "new/dir/y")
         assert store.list_ids() == ["new/dir/y"]
 
-    def test_missing_source(self, store: FileBackend) -> None:
+    def test_missing_source(self, store: ResultStore) -> None:
         with pytest.raises(ResultNotFoundError):
             store.rename("nope", "x")
 
 
 class TestStoreSetup:
-    def test_locks_live_inside_the_store(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_locks_live_inside_the_store(self, store: ResultStore, metrics: Metrics) -> None:
         before = set(os.listdir(tempfile.gettempdir()))
         store.set("x", metrics)
-        assert list((store.base_dir / ".resultsfs" / "locks").glob("*.lock"))
+        assert list((store.backend.base_dir / ".resultsfs" / "locks").glob("*.lock"))
         assert not {n for n in set(os.listdir(tempfile.gettempdir())) - before if "lock" in n}
 
     def test_missing_store_without_create(self, tmp_path: Path) -> None:
@@ -398,9 +407,9 @@ class TestStoreSetup:
             FileBackend(tmp_path / "nope", create_if_missing=False)
         assert isinstance(info.value, FileNotFoundError)
 
-    def test_read_only_store_refuses_changes(self, store: FileBackend, metrics: Metrics) -> None:
+    def test_read_only_store_refuses_changes(self, store: ResultStore, metrics: Metrics) -> None:
         store.set("x", metrics)
-        ro = FileBackend(store.base_dir, read_only=True)
+        ro = FileBackend(store.backend.base_dir, read_only=True)
         assert ro.get("x") == metrics
         for change in (
             lambda: ro.set("y", metrics),
@@ -413,11 +422,11 @@ class TestStoreSetup:
 
 
 class TestSymlinksAreNeverFollowed:
-    def test_planted_directory_symlink(self, store: FileBackend, tmp_path: Path, metrics: Metrics) -> None:
+    def test_planted_directory_symlink(self, store: ResultStore, tmp_path: Path, metrics: Metrics) -> None:
         outside = tmp_path / "outside"
         outside.mkdir()
         (outside / "secret.json").write_text(RESULTS_MANAGER_FILE)
-        (store.base_dir / "link").symlink_to(outside)
+        (store.backend.base_dir / "link").symlink_to(outside)
         with pytest.raises(UnsafePathError, match="symlink"):
             store.get("link/secret")
         with pytest.raises(UnsafePathError):
@@ -426,12 +435,12 @@ class TestSymlinksAreNeverFollowed:
         assert store.list_ids() == []
 
     def test_planted_file_symlink_and_loop(
-        self, store: FileBackend, tmp_path: Path, metrics: Metrics
+        self, store: ResultStore, tmp_path: Path, metrics: Metrics
     ) -> None:
         target = tmp_path / "target.json"
         target.write_text(RESULTS_MANAGER_FILE)
-        (store.base_dir / "x.json").symlink_to(target)
-        (store.base_dir / "loop").symlink_to(store.base_dir / "loop")
+        (store.backend.base_dir / "x.json").symlink_to(target)
+        (store.backend.base_dir / "loop").symlink_to(store.backend.base_dir / "loop")
         with pytest.raises(UnsafePathError):
             store.get("x")
         with pytest.raises(UnsafePathError):
@@ -442,19 +451,19 @@ class TestSymlinksAreNeverFollowed:
 
 class TestCleanup:
     def test_removes_abandoned_temp_files_everywhere_and_dead_leases(
-        self, clocked_store: FileBackend, clock: FakeClock
+        self, clocked_store: ResultStore, clock: FakeClock
     ) -> None:
         store = clocked_store
         store.set("a/b", Counter(writer="w", value=1))
         stale = [
-            store.base_dir / ".resultsfs-tmp.otherhost.1.aa",
-            store.base_dir / "a" / ".resultsfs-tmp.otherhost.2.bb",
-            store.base_dir / ".resultsfs" / "leases" / ".resultsfs-tmp.otherhost.3.cc",
+            store.backend.base_dir / ".resultsfs-tmp.otherhost.1.aa",
+            store.backend.base_dir / "a" / ".resultsfs-tmp.otherhost.2.bb",
+            store.backend.base_dir / ".resultsfs" / "leases" / ".resultsfs-tmp.otherhost.3.cc",
         ]
         for path in stale:
             path.write_text("{")
             os.utime(path, (0, 0))
-        fresh = store.base_dir / "a" / ".resultsfs-tmp.otherhost.4.dd"
+        fresh = store.backend.base_dir / "a" / ".resultsfs-tmp.otherhost.4.dd"
         fresh.write_text("{")  # another host's writer may still be busy with it
         store.acquire_lock("a/b", holder="gone", hold_timeout=5)
         clock.advance(6)
@@ -466,15 +475,17 @@ class TestCleanup:
 
 class TestCheck:
     def test_reports_every_kind_of_problem_and_fixes_only_safe_ones(
-        self, clocked_store: FileBackend, clock: FakeClock, metrics: Metrics
+        self, clocked_store: ResultStore, clock: FakeClock, metrics: Metrics
     ) -> None:
         store = clocked_store
         store.set("good", metrics)
-        (store.base_dir / "corrupt.json").write_text("{")
-        (store.base_dir / "ghost.json").write_text('{"model_type": "Ghost", "data": {}}')
-        (store.base_dir / "invalid.json").write_text('{"model_type": "Metrics", "data": {"loss": "x"}}')
-        (store.base_dir / "notes.txt").write_text("hi")
-        stale = store.base_dir / ".resultsfs-tmp.otherhost.1.abc"
+        (store.backend.base_dir / "corrupt.json").write_text("{")
+        (store.backend.base_dir / "ghost.json").write_text('{"model_type": "Ghost", "data": {}}')
+        (store.backend.base_dir / "invalid.json").write_text(
+            '{"model_type": "Metrics", "data": {"loss": "x"}}'
+        )
+        (store.backend.base_dir / "notes.txt").write_text("hi")
+        stale = store.backend.base_dir / ".resultsfs-tmp.otherhost.1.abc"
         stale.write_text("{")
         os.utime(stale, (0, 0))
         store.acquire_lock("good", holder="h", hold_timeout=60)
@@ -491,5 +502,5 @@ class TestCheck:
         fixed = store.check(fix=True)
         assert {p.kind for p in fixed.fixed} == {"stale-temp", "dead-lease"}
         assert not stale.exists()
-        assert (store.base_dir / "corrupt.json").exists()
+        assert (store.backend.base_dir / "corrupt.json").exists()
         assert {p.kind for p in store.check().problems} == {"corrupt", "unregistered", "invalid", "foreign"}

@@ -1,15 +1,28 @@
 """resultsfs: a typed, validated results store for pydantic models, mountable as a filesystem."""
 
+from resultsfs.aio import (
+    AsyncFileBackend,
+    AsyncPostgresBackend,
+    AsyncResultsBackend,
+    AsyncResultsManager,
+    AsyncSqliteBackend,
+)
+from resultsfs.backends import backend_class, open_backend
+from resultsfs.backends.base import Listing, Meta, MetaChange, ResultsBackend, Transaction, Version
+from resultsfs.backends.files import FileBackend
 from resultsfs.envelope import Envelope
 from resultsfs.errors import (
     CorruptResultError,
+    InvalidJSONError,
     InvalidResultIdError,
     LockNotHeldError,
     LockTimeoutError,
+    MetadataRefusedError,
     ModelConflictError,
     ModelLoadError,
     ModelNotRegisteredError,
     MountError,
+    NotSupportedError,
     ReadOnlyStoreError,
     ResultConflictError,
     ResultExistsError,
@@ -36,25 +49,46 @@ from resultsfs.registry import (
     load_models,
     register_model,
 )
-from resultsfs.store import CheckReport, FileBackend, Problem, ResultStore, SetBehavior, StoredResult
+from resultsfs.store import CheckReport, Problem, ResultStore, SetBehavior, StoredResult
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+
+def __getattr__(name: str) -> object:
+    # The SQL backends are imported when first asked for: programs that never use them do not
+    # pay for their drivers.
+    if name in ("SqliteBackend", "PostgresBackend"):
+        return backend_class("sqlite" if name == "SqliteBackend" else "postgresql")
+    raise AttributeError(f"module 'resultsfs' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_NAMESPACE",
+    "AsyncFileBackend",
+    "AsyncPostgresBackend",
+    "AsyncResultsBackend",
+    "AsyncResultsManager",
+    "AsyncSqliteBackend",
     "CheckReport",
     "CorruptResultError",
     "Envelope",
     "FileBackend",
+    "InvalidJSONError",
     "InvalidResultIdError",
     "IsolationLevel",
     "Lease",
+    "Listing",
     "LockNotHeldError",
     "LockTimeoutError",
+    "Meta",
+    "MetaChange",
+    "MetadataRefusedError",
     "ModelConflictError",
     "ModelLoadError",
     "ModelNotRegisteredError",
     "MountError",
+    "NotSupportedError",
+    "PostgresBackend",
     "Problem",
     "ReadOnlyStoreError",
     "ResultConflictError",
@@ -65,13 +99,17 @@ __all__ = [
     "ResultStore",
     "ResultTooLargeError",
     "ResultValidationError",
+    "ResultsBackend",
     "ResultsError",
     "ResultsManager",
     "SetBehavior",
+    "SqliteBackend",
     "StoreNotFoundError",
     "StoreReplacedError",
     "StoredResult",
+    "Transaction",
     "UnsafePathError",
+    "Version",
     "__version__",
     "clear_registry",
     "default_holder",
@@ -81,5 +119,6 @@ __all__ = [
     "get_models_in_namespace",
     "get_namespaces",
     "load_models",
+    "open_backend",
     "register_model",
 ]

@@ -48,12 +48,14 @@ def replace_file(
     *,
     mode: int | None = None,
     owner: tuple[int, int] | None = None,
+    times: tuple[int, int] | None = None,
     durable: bool = True,
 ) -> None:
     """Atomically make ``name`` in directory ``dir_fd`` hold ``data``.
 
-    ``mode`` and ``owner`` are applied to the new file before it becomes visible (pass the old
-    file's to keep them across a replacement). With ``durable`` the file and the directory are
+    ``mode``, ``owner`` and ``times`` (``(atime_ns, mtime_ns)``, ``-1`` keeps one as created) are
+    applied to the new file before it becomes visible (pass the old file's mode and owner to
+    keep them across a replacement). With ``durable`` the file and the directory are
     fsynced. On any error the temp file is removed and the old ``name`` is untouched.
     """
     tmp = temp_name()
@@ -67,6 +69,11 @@ def replace_file(
                 os.fchmod(fd, mode)
             if owner is not None:
                 os.fchown(fd, *owner)
+            if times is not None:
+                now = os.fstat(fd)
+                atime = now.st_atime_ns if times[0] < 0 else times[0]
+                mtime = now.st_mtime_ns if times[1] < 0 else times[1]
+                os.utime(fd, ns=(atime, mtime))
             if durable:
                 os.fsync(fd)
         finally:

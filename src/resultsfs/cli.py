@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from resultsfs import __version__, registry
+from resultsfs.backends import open_backend
 from resultsfs.errors import ResultsError
 from resultsfs.fs import DEFAULT_CACHE_TIMEOUT, DEFAULT_THREADS
 from resultsfs.leases import IsolationLevel
@@ -68,7 +69,7 @@ def _load_models(models: Sequence[str]) -> None:
 
 
 def _store(path: str, *, read_only: bool = False) -> ResultStore:
-    return ResultStore(path, create_if_missing=False, read_only=read_only)
+    return ResultStore(open_backend(path, create_if_missing=False, read_only=read_only))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,7 +79,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("store", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("store")
 @click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
 @_models_option
 @click.option("-f", "--foreground", is_flag=True, help="Stay in the foreground, logging to stderr.")
@@ -143,7 +144,7 @@ def main() -> None:
 )
 @_reported
 def mount(
-    store: Path,
+    store: str,
     mountpoint: Path,
     models: Sequence[str],
     foreground: bool,

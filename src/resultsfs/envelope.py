@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from resultsfs.errors import CorruptResultError
+from resultsfs.errors import CorruptResultError, InvalidJSONError
 from resultsfs.registry import DEFAULT_NAMESPACE
 
 _ENVELOPE_KEYS = frozenset({"model_type", "namespace", "data"})
@@ -62,8 +62,11 @@ def _parse_json(raw: bytes, where: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CorruptResultError(
-            f"{where}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise InvalidJSONError(
+            f"{where}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            doc=exc.doc,
+            pos=exc.pos,
+            reason=exc.msg,
         ) from exc
     except RecursionError as exc:
         raise CorruptResultError(f"{where}: JSON nested too deeply") from exc
@@ -72,7 +75,7 @@ def _parse_json(raw: bytes, where: str) -> Any:
 def _envelope_from(obj: dict[str, Any], where: str) -> Envelope:
     model_type = obj.get("model_type")
     if not isinstance(model_type, str) or not model_type:
-        raise CorruptResultError(f"{where}: missing or empty 'model_type'")
+        raise CorruptResultError(f"{where}: stored data missing model type information (no 'model_type')")
     namespace = obj.get("namespace", DEFAULT_NAMESPACE)
     if namespace is None:
         namespace = DEFAULT_NAMESPACE

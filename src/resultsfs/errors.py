@@ -9,6 +9,7 @@ pools unchanged.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -63,6 +64,29 @@ class CorruptResultError(ResultsError, ValueError):
     """A stored file (or submitted bytes) is not a readable result envelope."""
 
 
+class InvalidJSONError(CorruptResultError, json.JSONDecodeError):
+    """Stored or submitted bytes are not JSON.
+
+    Also a :class:`json.JSONDecodeError`, which results_manager let escape from ``get``, so
+    code that catches that keeps working. ``msg``, ``lineno`` and ``colno`` say where.
+    """
+
+    def __init__(
+        self, message: str, *, result_id: str | None = None, doc: str = "", pos: int = 0, reason: str = ""
+    ) -> None:
+        ValueError.__init__(self, message)
+        self.message = message
+        self.result_id = result_id
+        self.msg = reason or message
+        self.doc = doc
+        self.pos = pos
+        self.lineno = doc.count("\n", 0, pos) + 1
+        self.colno = pos - doc.rfind("\n", 0, pos)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.result_id))
+
+
 class ResultValidationError(ResultsError, ValueError):
     """Result data does not validate against its model; the pydantic error is the cause."""
 
@@ -85,6 +109,14 @@ class LockTimeoutError(ResultsError, TimeoutError):
 
 class UnsafePathError(ResultsError, PermissionError):
     """A path inside the store leads elsewhere (a planted symlink, a non-directory)."""
+
+
+class MetadataRefusedError(ResultsError, PermissionError):
+    """A change of mode, owner or times that would reach outside the store (a hard-linked file)."""
+
+
+class NotSupportedError(ResultsError, OSError):
+    """The backend cannot do this (a capability it lacks); the message says which and why."""
 
 
 class StoreNotFoundError(ResultsError, FileNotFoundError):

@@ -1,9 +1,10 @@
 """``ResultsManager``: the results_manager-compatible facade, plus isolation levels.
 
-It delegates storage to a backend (a :class:`~resultsfs.store.FileBackend` by default) and
+It stores through a backend (a :class:`~resultsfs.backends.files.FileBackend` by default) and
 adds what a transaction needs: under ``SERIALIZABLE`` a read waits, bounded by
 ``lock_timeout``, until no other holder has a lease on the result, so it never sees a
-result in the middle of another holder's transaction.
+result in the middle of another holder's transaction. ``manager.backend`` may be assigned
+to switch backends, as in results_manager; nothing is copied (``resultsfs copy`` does that).
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel
 
 from resultsfs import ids
+from resultsfs.backends import open_backend
+from resultsfs.backends.base import ResultsBackend
 from resultsfs.errors import LockTimeoutError
 from resultsfs.ids import ResultId
-from resultsfs.leases import IsolationLevel, default_holder
-from resultsfs.store import FileBackend, ResultStore, SetBehavior
+from resultsfs.leases import IsolationLevel, check_timeout, default_holder
+from resultsfs.store import ResultStore, SetBehavior
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -28,42 +32,69 @@ DEFAULT_BASE_DIR = "./results"
 
 
 class ResultsManager:
-    """Store, read and lease typed results by hierarchical ID."""
+    """Store, read and lease typed results by hierarchical ID.
+
+    ``base_dir`` is a directory, or a URL naming another backend (``sqlite:///x.db``,
+    ``postgresql://...``); ``backend`` is an opened backend and wins over ``base_dir``.
+    """
 
     def __init__(
         self,
         base_dir: str | os.PathLike[str] | None = None,
         create_if_missing: bool = True,
-        backend: ResultStore | None = None,
+        backend: ResultsBackend | None = None,
         *,
-        isolation: IsolationLevel = IsolationLevel.READ_COMMITTED,
+        isolation: IsolationLevel | str = IsolationLevel.READ_COMMITTED,
         lock_timeout: float = 30.0,
     ) -> None:
         if backend is None:
-            backend = FileBackend(base_dir if base_dir is not None else DEFAULT_BASE_DIR, create_if_missing)
+            backend = open_backend(
+                base_dir if base_dir is not None else DEFAULT_BASE_DIR, create_if_missing=create_if_missing
+            )
+        check_timeout("lock_timeout", lock_timeout, allow_none=False)
         self.backend = backend
         self.isolation = IsolationLevel(isolation)
         self.lock_timeout = lock_timeout
 
+    @property
+    def store(self) -> ResultStore:
+        """The store over the current backend (it follows ``manager.backend``)."""
+        return self.backend.store
+
     def __repr__(self) -> str:
         return f"ResultsManager({self.backend!r}, isolation={self.isolation.value})"
 
+    def _get_backend_type(self) -> str:
+        """The backend's class name (results_manager's helper, kept for its users' tests)."""
+        return type(self.backend).__name__
+
+    def _get_path_from_id(self, result_id: ResultId) -> Path:
+        """The file of a result of a directory backend (results_manager's helper)."""
+        path_for = getattr(self.backend, "path_for", None)
+        if path_for is None:
+            raise AttributeError(
+                f"_get_path_from_id is only available with FileBackend. Current backend is "
+                f"{type(self.backend).__name__}"
+            )
+        path: Path = path_for(ids.normalize_id(result_id))
+        return path
+
     @staticmethod
-    def supports_isolation_level(level: IsolationLevel) -> bool:
+    def supports_isolation_level(level: IsolationLevel | str) -> bool:
         """Both Prefect levels are supported."""
-        return level in (IsolationLevel.READ_COMMITTED, IsolationLevel.SERIALIZABLE)
+        return ResultsBackend.supports_isolation_level(level)
 
     def set(
         self,
         result_id: ResultId,
         data: BaseModel,
-        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        behavior: SetBehavior | str = SetBehavior.RAISE_IF_EXISTS,
         namespace: str | None = None,
         strict_namespace: bool = False,
         holder: str | None = None,
     ) -> bool:
         """Store ``data``; see :meth:`ResultStore.set`."""
-        return self.backend.set(result_id, data, behavior, namespace, strict_namespace, holder)
+        return self.store.set(result_id, data, behavior, namespace, strict_namespace, holder)
 
     def get(
         self,
@@ -73,33 +104,34 @@ class ResultsManager:
         holder: str | None = None,
     ) -> T:
         """Read a result; under ``SERIALIZABLE`` first wait out other holders' leases."""
+        store = self.store
         if self.isolation is IsolationLevel.SERIALIZABLE:
             rid = ids.normalize_id(result_id)
-            if not self.backend.leases.wait(rid, self.lock_timeout, holder or default_holder()):
-                lease = self.backend.lease(rid)
-                by = f" by {lease.holder!r}" if lease is not None else ""
+            if not store.wait_for_leases(rid, self.lock_timeout, holder or default_holder()):
+                lease = store.lease(rid)
+                by = f" by {lease.describe()}" if lease is not None else ""
                 raise LockTimeoutError(
-                    f"cannot read result {rid!r}: still leased{by} after "
-                    f"{self.lock_timeout:g}s (SERIALIZABLE)",
+                    f"cannot read result {rid!r}: still leased{by} after {self.lock_timeout:g}s "
+                    "(SERIALIZABLE)",
                     result_id=rid,
                 )
-        return self.backend.get(result_id, model_class, namespace)
+        return store.get(result_id, model_class, namespace)
 
     def exists(self, result_id: ResultId) -> bool:
         """True if a result is stored under ``result_id``."""
-        return self.backend.exists(result_id)
+        return self.store.exists(result_id)
 
     def delete(self, result_id: ResultId, holder: str | None = None) -> bool:
         """Delete a result; False if there was none."""
-        return self.backend.delete(result_id, holder)
+        return self.store.delete(result_id, holder)
 
     def list_ids(self, prefix: ResultId | None = None) -> list[str]:
         """Every stored ID (below ``prefix``), sorted."""
-        return self.backend.list_ids(prefix)
+        return self.store.list_ids(prefix)
 
     def clear(self, holder: str | None = None) -> None:
         """Delete every result not leased by another holder."""
-        self.backend.clear(holder)
+        self.store.clear(holder)
 
     def acquire_lock(
         self,
@@ -109,23 +141,23 @@ class ResultsManager:
         hold_timeout: float | None = None,
     ) -> bool:
         """Take a lease; see :meth:`ResultStore.acquire_lock`."""
-        return self.backend.acquire_lock(result_id, holder, acquire_timeout, hold_timeout)
+        return self.store.acquire_lock(result_id, holder, acquire_timeout, hold_timeout)
 
     def release_lock(self, result_id: ResultId, holder: str | None = None) -> None:
         """Give a lease back; see :meth:`ResultStore.release_lock`."""
-        self.backend.release_lock(result_id, holder)
+        self.store.release_lock(result_id, holder)
 
     def is_locked(self, result_id: ResultId) -> bool:
         """True while anybody holds a live lease on the result."""
-        return self.backend.is_locked(result_id)
+        return self.store.is_locked(result_id)
 
     def is_lock_holder(self, result_id: ResultId, holder: str | None = None) -> bool:
         """True while ``holder`` holds a live lease on the result."""
-        return self.backend.is_lock_holder(result_id, holder)
+        return self.store.is_lock_holder(result_id, holder)
 
     def wait_for_lock(self, result_id: ResultId, timeout: float | None = None) -> bool:
         """Wait until nobody holds a lease on the result."""
-        return self.backend.wait_for_lock(result_id, timeout)
+        return self.store.wait_for_lock(result_id, timeout)
 
     @contextmanager
     def lock(
@@ -136,5 +168,5 @@ class ResultsManager:
         hold_timeout: float | None = None,
     ) -> Iterator[None]:
         """Hold a lease for the duration of a block."""
-        with self.backend.lock(result_id, holder, acquire_timeout, hold_timeout):
+        with self.store.lock(result_id, holder, acquire_timeout, hold_timeout):
             yield

@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -33,7 +34,7 @@ _registry: dict[str, dict[str, type[BaseModel]]] = {}
 
 def _register(model_class: type[BaseModel], namespace: str) -> None:
     if not (isinstance(model_class, type) and issubclass(model_class, BaseModel)):
-        raise ModelConflictError(f"cannot register {model_class!r}: not a pydantic BaseModel class")
+        raise TypeError(f"Registered model must be a subclass of BaseModel, not {model_class!r}")
     if not isinstance(namespace, str) or not namespace:
         raise ModelConflictError(f"cannot register {model_class.__name__}: bad namespace {namespace!r}")
     name = model_class.__name__
@@ -41,12 +42,36 @@ def _register(model_class: type[BaseModel], namespace: str) -> None:
         models = _registry.setdefault(namespace, {})
         taken = models.get(name)
         if taken is not None and taken is not model_class:
-            raise ModelConflictError(
-                f"cannot register {model_class.__module__}.{model_class.__qualname__} as "
-                f"{name!r} in namespace {namespace!r}: that name is taken by "
-                f"{taken.__module__}.{taken.__qualname__}"
+            _check_same_structure(taken, model_class, namespace)
+            # A notebook cell run twice defines an equal class again: replace it, as
+            # results_manager does, and say so.
+            warnings.warn(
+                f"Model {name!r} is already registered in namespace {namespace!r}. Replacing with a new "
+                f"class with the same structure ({model_class.__module__}.{model_class.__qualname__}).",
+                UserWarning,
+                stacklevel=4,
             )
         models[name] = model_class
+
+
+def _check_same_structure(taken: type[BaseModel], new: type[BaseModel], namespace: str) -> None:
+    """Raise :class:`ModelConflictError` unless ``new`` has ``taken``'s field names and types."""
+    name = new.__name__
+    old_fields, new_fields = taken.model_fields, new.model_fields
+    where = f"Model {name!r} is already registered in namespace {namespace!r}"
+    taken_by = f"(by {taken.__module__}.{taken.__qualname__})"
+    if set(old_fields) != set(new_fields):
+        raise ModelConflictError(
+            f"{where} {taken_by} with different fields. Existing fields: {sorted(old_fields)}, "
+            f"New fields: {sorted(new_fields)}"
+        )
+    for field_name, info in new_fields.items():
+        before = old_fields[field_name].annotation
+        if before != info.annotation:
+            raise ModelConflictError(
+                f"{where} {taken_by} with different type for field {field_name!r}. Existing type: {before}, "
+                f"New type: {info.annotation}"
+            )
 
 
 @overload
@@ -62,8 +87,9 @@ def register_model(model_or_namespace: Any = None, namespace: str | None = None)
 
     ``@register_model``, ``@register_model(namespace="x")``, ``@register_model("x")`` and
     ``register_model(Model, namespace="x")`` all work. Registering the same class again is a
-    no-op; registering a different class under a taken name raises
-    :class:`ModelConflictError`.
+    no-op. A different class under a taken name replaces it with a ``UserWarning`` if its
+    fields have the same names and types (a notebook cell run twice), and raises
+    :class:`ModelConflictError` otherwise.
     """
     if isinstance(model_or_namespace, type):
         _register(model_or_namespace, namespace or DEFAULT_NAMESPACE)
@@ -87,21 +113,19 @@ def get_model_class(model_name: str, namespace: str = DEFAULT_NAMESPACE) -> type
 def find_model_namespace(model_class: type[BaseModel], strict: bool = False) -> str | None:
     """The namespace ``model_class`` is registered in, or ``None`` if it is in none.
 
-    A class registered in several namespaces gives the first non-default one, or raises
-    :class:`ModelConflictError` if ``strict``.
+    A class registered in several namespaces gives the first non-default one; with
+    ``strict``, several non-default ones raise :class:`ModelConflictError`.
     """
     with _lock:
         found = [ns for ns, models in _registry.items() if models.get(model_class.__name__) is model_class]
     if not found:
         return None
-    if len(found) == 1:
-        return found[0]
-    if strict:
-        raise ModelConflictError(
-            f"model {model_class.__name__} is registered in several namespaces "
-            f"({', '.join(sorted(found))}); pass namespace= to choose one"
-        )
     non_default = [ns for ns in found if ns != DEFAULT_NAMESPACE]
+    if strict and len(non_default) > 1:
+        raise ModelConflictError(
+            f"Model {model_class.__name__!r} is registered in multiple non-default namespaces: "
+            f"{', '.join(non_default)}. Specify a namespace explicitly."
+        )
     return non_default[0] if non_default else found[0]
 
 

@@ -1,13 +1,12 @@
-"""The storage core: typed results under a backing directory; the only I/O API.
+"""The store: every decision about results, above whichever backend keeps them.
 
-A result is an envelope file (:mod:`resultsfs.envelope`) at ``<store>/<id>.json``. Writes are
-validated against the registry, serialised canonically, and put in place by an atomic,
-durable rename (:mod:`resultsfs.atomic`) under the result's short file lock
-(:mod:`resultsfs.locks`), after checking leases (:mod:`resultsfs.leases`). Reads take no
-lock: a rename is atomic, so a reader sees one whole version. The store's own files live in
-``<store>/.resultsfs/``; temp files start with ``.``; neither is ever listed.
-
-:class:`FileBackend` is the same class under results_manager's name and signature.
+:class:`ResultStore` validates results against the registry on the way in and out, stores
+the canonical envelope (:mod:`resultsfs.envelope`), applies the set behaviours, checks leases
+(waiting a bounded time for them where asked), enforces the size limit, and caches
+validation verdicts per stored version. It is the only API the managers, the CLI and the
+mount call. Backends (:mod:`resultsfs.backends`) only persist; each change here is one
+backend transaction over the IDs it touches, so a check and the change it allows are one
+step for every process and host.
 """
 
 from __future__ import annotations
@@ -16,20 +15,23 @@ import enum
 import errno
 import logging
 import os
-import stat
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
-from resultsfs import atomic, envelope, ids, registry
+from resultsfs import envelope, ids, registry
+from resultsfs.backends import open_backend
+from resultsfs.backends.base import NO_CHANGE, Listing, Meta, MetaChange, ResultsBackend, Transaction, Version
 from resultsfs.envelope import Envelope
 from resultsfs.errors import (
     CorruptResultError,
+    LockNotHeldError,
+    LockTimeoutError,
     ModelNotRegisteredError,
     ReadOnlyStoreError,
     ResultConflictError,
@@ -39,29 +41,22 @@ from resultsfs.errors import (
     ResultsError,
     ResultTooLargeError,
     ResultValidationError,
-    StoreNotFoundError,
-    StoreReplacedError,
     UnsafePathError,
 )
 from resultsfs.ids import ResultId
-from resultsfs.leases import Clock, Lease, LeaseTable, default_holder, utc_now
-from resultsfs.locks import DEFAULT_TIMEOUT, StripedLocks
-from resultsfs.tree import BackingTree
+from resultsfs.leases import Lease, backoff, check_timeout, deadline_after, default_holder
 
 T = TypeVar("T", bound=BaseModel)
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
-#: The directory, inside the store, of the store's own files.
-META_DIR = ".resultsfs"
-
 #: Results larger than this are refused (configurable per store): a result is a record, not a
-#: data set, and the mount keeps a result being written in memory.
+#: data set, and a mount keeps a result being written in a buffer.
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024
 
-# Writers retry when the directory they write into is removed under them (a concurrent
-# delete pruning a directory it saw empty); each retry recreates it.
-_DIRECTORY_RETRIES = 20
+#: How many validation verdicts a store remembers.
+VERDICT_CACHE_SIZE = 100_000
 
 
 class SetBehavior(str, enum.Enum):
@@ -72,7 +67,7 @@ class SetBehavior(str, enum.Enum):
     #: Leave the stored result untouched and return False.
     SKIP_IF_EXISTS = "skip_if_exists"
     #: Refuse with :class:`ResultConflictError` unless type, namespace and data are equal;
-    #: equal data leaves the file untouched and returns False.
+    #: equal data leaves the result untouched and returns False.
     RAISE_IF_DIFFERENT = "raise_if_different"
     #: Replace it.
     OVERWRITE = "overwrite"
@@ -80,12 +75,12 @@ class SetBehavior(str, enum.Enum):
 
 @dataclass(frozen=True)
 class StoredResult:
-    """A result as read from disk: exact bytes, decoded envelope, and the file's stat."""
+    """A result as stored: exact bytes, decoded envelope, and its metadata."""
 
     result_id: str
     raw: bytes
     envelope: Envelope
-    stat: os.stat_result
+    meta: Meta
 
 
 @dataclass(frozen=True)
@@ -111,24 +106,44 @@ class CheckReport:
         return not self.problems
 
 
-class _Existing:
-    """The result currently stored under an ID, read lazily while its short lock is held."""
+@dataclass(frozen=True)
+class Verdict:
+    """What validating one stored version found: its envelope (if it decodes) and the error, if any."""
 
-    def __init__(self, store: ResultStore, result_id: str, parts: tuple[str, ...]) -> None:
-        self._store = store
-        self._result_id = result_id
-        self._parts = parts
-        self.stat = store._result_stat(parts)
-        self._stored: StoredResult | None = None
+    envelope: Envelope | None
+    error: str | None
+
+
+class _LeaseBlockedError(Exception):
+    """Inside a transaction: another holder's live lease stops the change."""
+
+    def __init__(self, rid: str, lease: Lease) -> None:
+        super().__init__(rid)
+        self.rid = rid
+        self.lease = lease
+
+
+class _Existing:
+    """The result currently stored under an ID, read lazily inside a transaction."""
+
+    def __init__(self, txn: Transaction, rid: str, limit: int) -> None:
+        self._txn = txn
+        self._rid = rid
+        self._limit = limit
+        self.meta = txn.meta(rid)
+        self._envelope: Envelope | None = None
 
     @property
     def exists(self) -> bool:
-        return self.stat is not None
+        return self.meta is not None
 
-    def read(self) -> StoredResult:
-        if self._stored is None:
-            self._stored = self._store._read(self._result_id, self._parts)
-        return self._stored
+    def envelope(self) -> Envelope:
+        if self._envelope is None:
+            raw = _read_limited(lambda: self._txn.read(self._rid, self._limit), self._rid, self._limit)
+            if raw is None:
+                raise ResultNotFoundError(f"no result found for ID {self._rid!r}", result_id=self._rid)
+            self._envelope = envelope.decode(raw, f"result {self._rid!r}")
+        return self._envelope
 
 
 #: Builds the canonical envelope to store, given what is stored now.
@@ -136,60 +151,35 @@ _Builder = Callable[[_Existing], tuple[Envelope, bytes]]
 
 
 class ResultStore:
-    """Typed results in a directory, shared safely by many processes and hosts."""
+    """Typed results in a backend, shared safely by many processes and hosts.
+
+    ``backend`` is a :class:`ResultsBackend`, or a path or URL that names one
+    (``/data/results``, ``sqlite:///data/results.db``, ``postgresql://...``).
+    """
 
     def __init__(
         self,
-        base_dir: str | os.PathLike[str],
-        create_if_missing: bool = True,
-        locks_dir: str | os.PathLike[str] | None = None,
+        backend: ResultsBackend | str | os.PathLike[str],
         *,
-        read_only: bool = False,
-        clock: Clock = utc_now,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
-        lock_timeout: float = DEFAULT_TIMEOUT,
-        durable: bool = True,
+        create_if_missing: bool = True,
+        read_only: bool = False,
     ) -> None:
-        self.base_dir = Path(base_dir).absolute()
-        if not self.base_dir.is_dir():
-            if self.base_dir.exists():
-                raise StoreNotFoundError(f"store {self.base_dir} is not a directory")
-            if not create_if_missing or read_only:
-                raise StoreNotFoundError(f"store {self.base_dir} does not exist")
-            self.base_dir.mkdir(parents=True, exist_ok=True)
-        self.read_only = read_only
+        if not isinstance(backend, ResultsBackend):
+            backend = open_backend(backend, create_if_missing=create_if_missing, read_only=read_only)
+        self.backend = backend
         self.max_result_bytes = max_result_bytes
-        self.durable = durable
-        meta = self.base_dir / META_DIR
-        self.locks_dir = Path(locks_dir).absolute() if locks_dir is not None else meta / "locks"
-        leases_dir = meta / "leases"
-        if not read_only:
-            self.locks_dir.mkdir(parents=True, exist_ok=True)
-            leases_dir.mkdir(parents=True, exist_ok=True)
-        self.tree = BackingTree(self.base_dir)
-        base = os.fstat(self.tree.base_fd)
-        self._identity = (base.st_dev, base.st_ino)
-        self.locks = StripedLocks(self.locks_dir, timeout=lock_timeout)
-        self.leases = LeaseTable(leases_dir, self.locks, clock)
+        self._verdicts: dict[Hashable, Verdict] = {}
+        self._verdicts_lock = threading.Lock()
+
+    @property
+    def read_only(self) -> bool:
+        """True if the backend was opened read-only."""
+        return self.backend.read_only
 
     def close(self) -> None:
-        """Release the store's open directory descriptors."""
-        self.tree.close()
-        self.leases.close()
-
-    def check_base(self) -> None:
-        """Raise :class:`StoreReplacedError` if the store's path no longer names the directory
-        this store opened (it was renamed, removed or replaced): writing on would put results
-        where no one finds them."""
-        try:
-            st = os.stat(self.base_dir)
-        except FileNotFoundError:
-            st = None
-        if st is None or (st.st_dev, st.st_ino) != self._identity:
-            raise StoreReplacedError(
-                f"store {self.base_dir} was removed or replaced by another directory while open; "
-                "open it again (for a mount: unmount and mount again)"
-            )
+        """Close the backend."""
+        self.backend.close()
 
     def __enter__(self) -> ResultStore:
         return self
@@ -198,57 +188,24 @@ class ResultStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.base_dir)!r})"
+        return f"ResultStore({self.backend!r})"
 
-    # ----------------------------------------------------------------- paths
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_store, (self.backend, self.max_result_bytes))
 
-    def path_for(self, result_id: ResultId) -> Path:
-        """The file a result is stored in (for messages and tools; the store never follows it)."""
-        return self.base_dir / ids.id_to_relpath(result_id)
+    def location(self, result_id: ResultId) -> str:
+        """Where a result lives, for messages and tools (a file path, ``URL#id``)."""
+        return self.backend.location(ids.normalize_id(result_id))
 
-    @staticmethod
-    def _file_parts(parts: tuple[str, ...]) -> tuple[str, ...]:
-        return (*parts[:-1], parts[-1] + ids.SUFFIX)
-
-    def _result_stat(self, parts: tuple[str, ...]) -> os.stat_result | None:
-        """The stat of the result file, or None; anything but a regular file is refused."""
-        try:
-            st = self.tree.lstat(self._file_parts(parts))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafePathError(
-                f"{self.tree.path(self._file_parts(parts))}: is a symlink; the store never follows links"
-            )
-        if not stat.S_ISREG(st.st_mode):
-            raise CorruptResultError(
-                f"{self.tree.path(self._file_parts(parts))}: not a regular file", result_id="/".join(parts)
-            )
-        return st
+    def check_alive(self) -> None:
+        """Raise :class:`StoreReplacedError` if the backend's storage moved away (see the backend)."""
+        self.backend.check_alive()
 
     def _check_writable(self, what: str) -> None:
-        if self.read_only:
-            raise ReadOnlyStoreError(f"cannot {what}: store {self.base_dir} is open read-only")
+        if self.backend.read_only:
+            raise ReadOnlyStoreError(f"cannot {what}: store {self.backend.url} is open read-only")
 
     # ----------------------------------------------------------------- reading
-
-    def _read(self, result_id: str, parts: tuple[str, ...]) -> StoredResult:
-        file_parts = self._file_parts(parts)
-        try:
-            raw, st = self.tree.read_file(file_parts, self.max_result_bytes)
-        except (FileNotFoundError, NotADirectoryError):
-            raise ResultNotFoundError(
-                f"no result found for ID {result_id!r} ({self.tree.path(file_parts)})", result_id=result_id
-            ) from None
-        except OSError as exc:
-            if exc.errno == errno.EFBIG:
-                raise ResultTooLargeError(
-                    f"result {result_id!r} is larger than the limit of {self.max_result_bytes} bytes",
-                    result_id=result_id,
-                ) from exc
-            raise
-        where = f"result {result_id!r} ({self.tree.path(file_parts)})"
-        return StoredResult(result_id, raw, envelope.decode(raw, where), st)
 
     def read(self, result_id: ResultId) -> StoredResult:
         """The stored bytes and decoded envelope of a result, without validating the data.
@@ -256,8 +213,17 @@ class ResultStore:
         Raises :class:`ResultNotFoundError`, :class:`CorruptResultError` (not an envelope),
         :class:`ResultTooLargeError` or :class:`UnsafePathError`.
         """
-        parts = ids.id_parts(result_id)
-        return self._read("/".join(parts), parts)
+        rid = ids.normalize_id(result_id)
+        found = _read_limited(
+            lambda: self.backend.read(rid, self.max_result_bytes), rid, self.max_result_bytes
+        )
+        if found is None:
+            raise ResultNotFoundError(
+                f"no result found for ID {rid!r} ({self.backend.location(rid)})", result_id=rid
+            )
+        raw, meta = found
+        where = f"result {rid!r} ({self.backend.location(rid)})"
+        return StoredResult(rid, raw, envelope.decode(raw, where), meta)
 
     def validate(
         self,
@@ -296,7 +262,15 @@ class ResultStore:
 
     def exists(self, result_id: ResultId) -> bool:
         """True if a result is stored under ``result_id``."""
-        return self._result_stat(ids.id_parts(result_id)) is not None
+        return self.backend.meta(ids.normalize_id(result_id)) is not None
+
+    def meta(self, result_id: ResultId) -> Meta | None:
+        """The metadata of a stored result (size, mode, owner, times), or ``None``."""
+        return self.backend.meta(ids.normalize_id(result_id))
+
+    def open(self, result_id: ResultId) -> Version | None:
+        """A result's current version opened for reading (it never changes under the reader), or ``None``."""
+        return self.backend.open(ids.normalize_id(result_id))
 
     def list_ids(self, prefix: ResultId | None = None) -> list[str]:
         """Every stored ID, sorted; with ``prefix``, the result ``prefix`` and those below it.
@@ -306,7 +280,7 @@ class ResultStore:
         return sorted(self.iter_ids(prefix))
 
     def iter_ids(self, prefix: ResultId | None = None) -> Iterator[str]:
-        """The IDs of :meth:`list_ids`, unsorted, as the directory walk finds them.
+        """The IDs of :meth:`list_ids`, unsorted, as the backend finds them.
 
         A string prefix ending in ``/`` means only what is below it, not the result itself.
         """
@@ -314,35 +288,58 @@ class ResultStore:
         if prefix is not None:
             below_only = isinstance(prefix, str) and prefix.endswith("/") and prefix != "/"
             parts = ids.id_parts(prefix[:-1] if below_only else prefix)
-            if not below_only and self._result_stat(parts) is not None:
+            if not below_only and self.backend.meta("/".join(parts)) is not None:
                 yield "/".join(parts)
             if not ids.is_valid_part(parts[-1], is_last=False):
                 return  # "a.json" can name a result but not a directory
-        yield from self._walk(list(parts))
+        yield from self.backend.scan(parts)
 
-    def _walk(self, parts: list[str]) -> Iterator[str]:
+    # ----------------------------------------------------------------- verdicts
+
+    def verdict(self, rid: str, version: Version) -> Verdict:
+        """Whether one stored version decodes and validates, remembered per version.
+
+        Reading an unchanged result again costs no validation. Raises
+        :class:`ResultTooLargeError` for a version over the size limit.
+        """
+        key = (rid, version.meta.version)
+        with self._verdicts_lock:
+            found = self._verdicts.get(key)
+        if found is not None:
+            return found
+        raw = _read_limited(lambda: version.read_all(self.max_result_bytes), rid, self.max_result_bytes)
+        assert raw is not None
         try:
-            dir_fd = self.tree.open_dir(parts)
-        except (FileNotFoundError, NotADirectoryError, UnsafePathError):
-            return
-        subdirs = []
+            stored = StoredResult(rid, raw, envelope.decode(raw, f"result {rid!r}"), version.meta)
+        except CorruptResultError as exc:
+            verdict = Verdict(None, str(exc))
+        else:
+            try:
+                self.validate(stored)
+                verdict = Verdict(stored.envelope, None)
+            except ResultsError as exc:
+                verdict = Verdict(stored.envelope, str(exc))
+        log.debug("result %r: validated version %s: %s", rid, version.meta.version, verdict.error or "valid")
+        with self._verdicts_lock:
+            if len(self._verdicts) >= VERDICT_CACHE_SIZE:
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
+        return verdict
+
+    def envelope_of(self, result_id: ResultId) -> Envelope | None:
+        """The envelope of a stored result if it decodes (from the verdict cache when unchanged)."""
+        rid = ids.normalize_id(result_id)
         try:
-            with os.scandir(dir_fd) as entries:
-                for entry in entries:
-                    name = entry.name
-                    if name.startswith("."):
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        if ids.is_valid_part(name, is_last=False):
-                            subdirs.append(name)
-                    elif entry.is_file(follow_symlinks=False):
-                        part = ids.result_name_to_part(name)
-                        if part is not None:
-                            yield "/".join([*parts, part])
-        finally:
-            os.close(dir_fd)
-        for name in subdirs:
-            yield from self._walk([*parts, name])
+            version = self.backend.open(rid)
+        except (OSError, ResultsError):
+            return None
+        if version is None:
+            return None
+        with version:
+            try:
+                return self.verdict(rid, version).envelope
+            except (OSError, ResultsError):
+                return None
 
     # ----------------------------------------------------------------- writing
 
@@ -350,7 +347,7 @@ class ResultStore:
         self,
         result_id: ResultId,
         data: BaseModel,
-        behavior: SetBehavior = SetBehavior.RAISE_IF_EXISTS,
+        behavior: SetBehavior | str = SetBehavior.RAISE_IF_EXISTS,
         namespace: str | None = None,
         strict_namespace: bool = False,
         holder: str | None = None,
@@ -358,7 +355,7 @@ class ResultStore:
         """Store ``data`` under ``result_id``; True if written, False if left as it was.
 
         The model class must be registered (in ``namespace``, if given). ``holder`` (default:
-        this thread's) must not be blocked by another holder's lease.
+        this thread's or task's) must not be blocked by another holder's lease.
         """
         if not isinstance(data, BaseModel):
             raise TypeError(
@@ -367,7 +364,14 @@ class ResultStore:
         rid = ids.normalize_id(result_id)
         cls = type(data)
         if namespace is None:
-            found = registry.find_model_namespace(cls, strict=strict_namespace)
+            try:
+                found = registry.find_model_namespace(cls, strict=strict_namespace)
+            except ResultsError as exc:
+                raise type(exc)(
+                    f"Cannot automatically determine namespace for {cls.__name__} when saving to "
+                    f"{rid!r}: {exc}",
+                    result_id=rid,
+                ) from exc
             if found is None:
                 raise ModelNotRegisteredError(
                     f"cannot store result {rid!r}: model {cls.__name__} is not registered "
@@ -377,24 +381,24 @@ class ResultStore:
             namespace = found
         elif registry.get_model_class(cls.__name__, namespace) is not cls:
             raise ModelNotRegisteredError(
-                f"cannot store result {rid!r}: model {cls.__name__} is not registered "
-                f"in namespace {namespace!r}",
+                f"cannot store result {rid!r}: model {cls.__name__} is not registered in namespace "
+                f"{namespace!r}",
                 result_id=rid,
             )
         env, raw = _canonical(data, namespace, rid)
-        return self._commit(rid, lambda _existing: (env, raw), behavior, holder)
+        return self._commit(rid, lambda _existing: (env, raw), _behavior(behavior), holder)
 
     def set_bytes(
         self,
         result_id: ResultId,
         raw: bytes,
-        behavior: SetBehavior = SetBehavior.OVERWRITE,
+        behavior: SetBehavior | str = SetBehavior.OVERWRITE,
         holder: str | None = None,
         *,
         lock_wait: float = 0.0,
         exclusive: bool = False,
-        new_mode: int | None = None,
-        new_owner: tuple[int, int] | None = None,
+        change: MetaChange = NO_CHANGE,
+        replace_meta: bool = False,
     ) -> bool:
         """Validate bytes written by a user and store their canonical envelope.
 
@@ -402,10 +406,12 @@ class ResultStore:
         stored under the ID. Raises :class:`CorruptResultError` (not JSON, not an object),
         :class:`ModelNotRegisteredError`, :class:`ResultValidationError`, and the errors of
         ``set``. ``lock_wait`` bounds the wait for another holder's lease; ``exclusive``
-        (``O_EXCL``) refuses an existing result whatever ``behavior`` says. ``new_mode`` and
-        ``new_owner`` apply to a newly created file.
+        (``O_EXCL``) refuses an existing result whatever ``behavior`` says. ``change`` is the
+        metadata of a new result; with ``replace_meta`` it also replaces an existing result's
+        mode and owner (a rename onto it: the replacement brings its own).
         """
         rid = ids.normalize_id(result_id)
+        check_timeout("lock_wait", lock_wait, allow_none=False)
         if len(raw) > self.max_result_bytes:
             raise ResultTooLargeError(
                 f"result {rid!r} is {len(raw)} bytes, over the limit of {self.max_result_bytes}",
@@ -432,14 +438,14 @@ class ResultStore:
                         'is unknown); write a full envelope {"model_type", "namespace", "data"}',
                         result_id=rid,
                     )
-                stored = existing.read().envelope
+                stored = existing.envelope()
                 model_type, namespace, data = stored.model_type, stored.namespace, submitted
                 cls = registry.resolve_model(model_type, namespace)
             return _canonical(_validate(cls, data, rid), namespace, rid)
 
         effective = SetBehavior.RAISE_IF_EXISTS if exclusive else _behavior(behavior)
         return self._commit(
-            rid, build, effective, holder, lock_wait=lock_wait, new_mode=new_mode, new_owner=new_owner
+            rid, build, effective, holder, lock_wait=lock_wait, change=change, replace_meta=replace_meta
         )
 
     def _commit(
@@ -450,35 +456,25 @@ class ResultStore:
         holder: str | None,
         *,
         lock_wait: float = 0.0,
-        new_mode: int | None = None,
-        new_owner: tuple[int, int] | None = None,
+        change: MetaChange = NO_CHANGE,
+        replace_meta: bool = False,
     ) -> bool:
         self._check_writable(f"store result {rid!r}")
-        behavior = _behavior(behavior)
-        holder = holder or default_holder()
-        parts = ids.id_parts(rid)
-        deadline = time.monotonic() + lock_wait
-        while True:
-            with self.locks.hold(rid):
-                blocking = self.leases.blocking_lease(rid, holder)
-                if blocking is None:
-                    existing = _Existing(self, rid, parts)
-                    env, raw = build(existing)
-                    if len(raw) > self.max_result_bytes:
-                        raise ResultTooLargeError(
-                            f"result {rid!r} is {len(raw)} bytes, over the limit of {self.max_result_bytes}",
-                            result_id=rid,
-                        )
-                    if existing.exists and not self._should_replace(rid, behavior, existing, env):
-                        return False
-                    self._write(parts, raw, existing.stat, new_mode, new_owner)
-                    return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _locked_error(rid, blocking, f"store result {rid!r}")
-            log.debug("result %r is leased by %r; waiting up to %.1fs", rid, blocking.holder, remaining)
-            if not self.leases.wait(rid, remaining, holder):
-                raise _locked_error(rid, blocking, f"store result {rid!r}")
+
+        def commit(txn: Transaction) -> bool:
+            existing = _Existing(txn, rid, self.max_result_bytes)
+            env, raw = build(existing)
+            if len(raw) > self.max_result_bytes:
+                raise ResultTooLargeError(
+                    f"result {rid!r} is {len(raw)} bytes, over the limit of {self.max_result_bytes}",
+                    result_id=rid,
+                )
+            if existing.exists and not self._should_replace(rid, behavior, existing, env):
+                return False
+            txn.write(rid, raw, change, keep_meta=not replace_meta)
+            return True
+
+        return self._change([rid], holder, lock_wait, f"store result {rid!r}", commit)
 
     def _should_replace(self, rid: str, behavior: SetBehavior, existing: _Existing, new: Envelope) -> bool:
         if behavior is SetBehavior.OVERWRITE:
@@ -486,93 +482,81 @@ class ResultStore:
         if behavior is SetBehavior.SKIP_IF_EXISTS:
             return False
         if behavior is SetBehavior.RAISE_IF_EXISTS:
-            raise ResultExistsError(f"a result is already stored under ID {rid!r}", result_id=rid)
+            raise ResultExistsError(
+                f"Data already exists for ID: {rid} (a result is already stored under ID {rid!r})",
+                result_id=rid,
+            )
         try:
-            old = existing.read()
-            same = _same_result(old.envelope, new, rid)
+            same = _same_result(existing.envelope(), new, rid)
         except ResultsError:
             same = False
         if not same:
-            raise ResultConflictError(f"a different result is already stored under ID {rid!r}", result_id=rid)
+            raise ResultConflictError(
+                f"Different data already exists for ID: {rid} (a different result is already stored under "
+                f"ID {rid!r})",
+                result_id=rid,
+            )
         return False
 
-    def _write(
+    def _change(
         self,
-        parts: tuple[str, ...],
-        raw: bytes,
-        old: os.stat_result | None,
-        new_mode: int | None,
-        new_owner: tuple[int, int] | None,
-    ) -> None:
-        if old is not None:
-            mode: int | None = stat.S_IMODE(old.st_mode)
-            owner = (old.st_uid, old.st_gid) if os.geteuid() == 0 else None
-        else:
-            mode, owner = new_mode, new_owner
-        name = parts[-1] + ids.SUFFIX
-        for attempt in range(_DIRECTORY_RETRIES):
-            try:
-                with self.tree.directory(parts[:-1], create=True) as dir_fd:
-                    atomic.replace_file(dir_fd, name, raw, mode=mode, owner=owner, durable=self.durable)
-                return
-            except FileNotFoundError:
-                # A concurrent delete pruned our directory (or a parent) after we opened it.
-                if attempt == _DIRECTORY_RETRIES - 1:
-                    raise
+        rids: Sequence[str],
+        holder: str | None,
+        lock_wait: float,
+        what: str,
+        operation: Callable[[Transaction], R],
+    ) -> R:
+        """Run ``operation`` in one transaction over ``rids`` once no other holder leases any of
+        them, waiting up to ``lock_wait`` seconds for such leases to end."""
+        holder = holder or default_holder()
+        deadline = time.monotonic() + lock_wait
 
-    def delete(self, result_id: ResultId, holder: str | None = None, *, prune: bool = True) -> bool:
+        def guarded(txn: Transaction) -> R:
+            for rid in rids:
+                lease = txn.lease(rid)
+                if lease is not None and lease.is_live(txn.now) and lease.holder != holder:
+                    raise _LeaseBlockedError(rid, lease)
+            return operation(txn)
+
+        while True:
+            try:
+                return self.backend.atomically(rids, guarded)
+            except _LeaseBlockedError as blocked:
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    log.debug(
+                        "%r is leased by %r; waiting up to %.1fs",
+                        blocked.rid,
+                        blocked.lease.holder,
+                        remaining,
+                    )
+                if remaining <= 0 or not self.wait_for_leases(blocked.rid, remaining, holder):
+                    raise _locked_error(blocked.rid, self.lease(blocked.rid) or blocked.lease, what) from None
+
+    def delete(
+        self, result_id: ResultId, holder: str | None = None, *, prune: bool = True, lock_wait: float = 0.0
+    ) -> bool:
         """Delete a result; False if there was none. ``prune`` removes emptied parent directories."""
         rid = ids.normalize_id(result_id)
         self._check_writable(f"delete result {rid!r}")
-        holder = holder or default_holder()
-        parts = ids.id_parts(rid)
-        with self.locks.hold(rid):
-            blocking = self.leases.blocking_lease(rid, holder)
-            if blocking is not None:
-                raise _locked_error(rid, blocking, f"delete result {rid!r}")
-            if self._result_stat(parts) is None:
-                return False
-            with self.tree.directory(parts[:-1]) as dir_fd:
-                try:
-                    os.unlink(parts[-1] + ids.SUFFIX, dir_fd=dir_fd)
-                except FileNotFoundError:
-                    return False
-                if self.durable:
-                    os.fsync(dir_fd)
-        if prune and len(parts) > 1:
-            self._prune(parts[:-1])
-        return True
-
-    def _prune(self, dir_parts: Sequence[str]) -> None:
-        """Remove a directory and its parents while empty, after clearing stale temp files."""
-        with suppress(FileNotFoundError, NotADirectoryError, UnsafePathError):
-            self._remove_stale_temps(dir_parts)
-        self.tree.remove_empty_dirs(dir_parts)
-
-    def _remove_stale_temps(self, dir_parts: Sequence[str]) -> list[str]:
-        removed = []
-        now = time.time()
-        with self.tree.directory(dir_parts) as dir_fd, os.scandir(dir_fd) as entries:
-            for entry in entries:
-                if not atomic.is_temp_name(entry.name):
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                    if atomic.is_stale_temp(entry.name, st.st_mtime, now):
-                        os.unlink(entry.name, dir_fd=dir_fd)
-                        removed.append("/".join([*dir_parts, entry.name]))
-                except FileNotFoundError:
-                    continue
-        return removed
+        return self._change(
+            [rid],
+            holder,
+            lock_wait,
+            f"delete result {rid!r}",
+            lambda txn: txn.delete(rid, keep_parents=not prune),
+        )
 
     def rename(
         self,
         old_id: ResultId,
         new_id: ResultId,
-        behavior: SetBehavior = SetBehavior.OVERWRITE,
+        behavior: SetBehavior | str = SetBehavior.OVERWRITE,
         holder: str | None = None,
+        *,
+        lock_wait: float = 0.0,
     ) -> None:
-        """Move a result to a new ID (its bytes unchanged), as ``mv a.json b.json`` does.
+        """Move a result to a new ID (its bytes and metadata unchanged), as ``mv a.json b.json`` does.
 
         An existing destination is replaced only under ``OVERWRITE`` (or ``RAISE_IF_DIFFERENT``
         with an equal result); otherwise :class:`ResultExistsError`. Leases on either ID held
@@ -580,51 +564,77 @@ class ResultStore:
         """
         old, new = ids.normalize_id(old_id), ids.normalize_id(new_id)
         self._check_writable(f"move result {old!r} to {new!r}")
-        behavior = _behavior(behavior)
-        holder = holder or default_holder()
-        old_parts, new_parts = ids.id_parts(old), ids.id_parts(new)
+        chosen = _behavior(behavior)
         if old == new:
-            if self._result_stat(old_parts) is None:
+            if not self.exists(old):
                 raise ResultNotFoundError(f"no result found for ID {old!r}", result_id=old)
             return
-        with self.locks.hold(old, new):
-            for rid in (old, new):
-                blocking = self.leases.blocking_lease(rid, holder)
-                if blocking is not None:
-                    raise _locked_error(rid, blocking, f"move result {old!r} to {new!r}")
-            if self._result_stat(old_parts) is None:
+
+        def move(txn: Transaction) -> None:
+            if txn.meta(old) is None:
                 raise ResultNotFoundError(f"no result found for ID {old!r}", result_id=old)
-            target = _Existing(self, new, new_parts)
-            if target.exists and behavior is not SetBehavior.OVERWRITE:
+            target = _Existing(txn, new, self.max_result_bytes)
+            if target.exists and chosen is not SetBehavior.OVERWRITE:
                 same = False
-                if behavior is SetBehavior.RAISE_IF_DIFFERENT:
-                    with suppress(ResultsError):
-                        same = _same_result(self._read(old, old_parts).envelope, target.read().envelope, new)
+                if chosen is SetBehavior.RAISE_IF_DIFFERENT:
+                    source = _Existing(txn, old, self.max_result_bytes)
+                    try:
+                        same = _same_result(source.envelope(), target.envelope(), new)
+                    except ResultsError:
+                        same = False
                 if not same:
                     raise ResultExistsError(
                         f"cannot move result {old!r} to {new!r}: a result is already stored there",
                         result_id=new,
                     )
-            with (
-                self.tree.directory(old_parts[:-1]) as src_fd,
-                self.tree.directory(new_parts[:-1], create=True) as dst_fd,
-            ):
-                os.rename(
-                    old_parts[-1] + ids.SUFFIX,
-                    new_parts[-1] + ids.SUFFIX,
-                    src_dir_fd=src_fd,
-                    dst_dir_fd=dst_fd,
-                )
-                if self.durable:
-                    os.fsync(dst_fd)
-                    if old_parts[:-1] != new_parts[:-1]:
-                        os.fsync(src_fd)
+            txn.move(old, new)
+
+        self._change([old, new], holder, lock_wait, f"move result {old!r} to {new!r}", move)
+
+    def take(
+        self,
+        result_id: ResultId,
+        sink: Callable[[bytes, Meta], None],
+        holder: str | None = None,
+        *,
+        lock_wait: float = 0.0,
+    ) -> None:
+        """Move a result out of the store (``mv x.json x.json~``): give its bytes and metadata to
+        ``sink``, then delete it, in one transaction.
+
+        Nothing is deleted unless ``sink`` returned, and what is deleted is exactly what
+        ``sink`` received: no commit can land in between.
+        """
+        rid = ids.normalize_id(result_id)
+        self._check_writable(f"move result {rid!r} out of the store")
+
+        def take(txn: Transaction) -> None:
+            meta = txn.meta(rid)
+            raw = _read_limited(lambda: txn.read(rid, self.max_result_bytes), rid, self.max_result_bytes)
+            if meta is None or raw is None:
+                raise ResultNotFoundError(f"no result found for ID {rid!r}", result_id=rid)
+            sink(raw, meta)
+            txn.delete(rid, keep_parents=True)
+
+        self._change([rid], holder, lock_wait, f"move result {rid!r} out of the store", take)
+
+    def set_meta(self, result_id: ResultId, change: MetaChange) -> None:
+        """Change a result's mode, owner or times (leases do not cover metadata)."""
+        rid = ids.normalize_id(result_id)
+        self._check_writable(f"change the metadata of result {rid!r}")
+
+        def apply(txn: Transaction) -> None:
+            if txn.meta(rid) is None:
+                raise ResultNotFoundError(f"no result found for ID {rid!r}", result_id=rid)
+            txn.set_meta(rid, change)
+
+        self.backend.atomically([rid], apply)
 
     def clear(self, holder: str | None = None) -> None:
         """Delete every result, safely alongside concurrent operations.
 
-        Each result is deleted like :meth:`delete` does (under its lock, respecting leases);
-        results leased by other holders are kept and reported in one
+        Each result is deleted like :meth:`delete` does (in its own transaction, respecting
+        leases); results leased by other holders are kept and reported in one
         :class:`ResultLockedError` at the end. Files that are not results are left alone.
         """
         self._check_writable("clear the store")
@@ -642,6 +652,51 @@ class ResultStore:
                 + (" ..." if len(locked) > 10 else "")
             )
 
+    # ----------------------------------------------------------------- directories
+
+    def listdir(self, parts: Sequence[str]) -> Listing | None:
+        """The result names and subdirectories of directory ``parts`` (``()``: the root), or ``None``."""
+        return self.backend.listdir(tuple(parts))
+
+    def dir_meta(self, parts: Sequence[str]) -> Meta | None:
+        """The metadata of directory ``parts``, or ``None`` if there is none."""
+        return self.backend.dir_meta(tuple(parts))
+
+    def mkdir(self, parts: Sequence[str], change: MetaChange = NO_CHANGE) -> None:
+        """Create directory ``parts`` (an ID prefix) in the store."""
+        shown = "/".join(parts)
+        self._check_writable(f"create directory {shown!r}")
+        for index, part in enumerate(parts):
+            ids.check_part(part, is_last=False, shown=shown)
+            del index
+        self.backend.mkdir(tuple(parts), change)
+
+    def rmdir(self, parts: Sequence[str]) -> None:
+        """Remove empty directory ``parts``."""
+        self._check_writable(f"remove directory {'/'.join(parts)!r}")
+        self.backend.rmdir(tuple(parts))
+
+    def set_dir_meta(self, parts: Sequence[str], change: MetaChange) -> None:
+        """Change a directory's mode, owner or times."""
+        self._check_writable(f"change the metadata of directory {'/'.join(parts)!r}")
+        self.backend.set_dir_meta(tuple(parts), change)
+
+    def rename_dir(self, old: Sequence[str], new: Sequence[str], holder: str | None = None) -> None:
+        """Move directory ``old``, with every result below it, to ``new`` (``mv dir1 dir2``).
+
+        A lease of another holder on any result below refuses the move. ``new`` may be an
+        empty directory (it is replaced), else ``OSError(ENOTEMPTY)``.
+        """
+        old, new = tuple(old), tuple(new)
+        shown = f"directory {'/'.join(old)!r} to {'/'.join(new)!r}"
+        self._check_writable(f"move {shown}")
+        for part in new:
+            ids.check_part(part, is_last=False, shown="/".join(new))
+        if new[: len(old)] == old:
+            raise OSError(errno.EINVAL, f"cannot move {shown}: a directory cannot move into itself")
+        below = sorted(self.backend.scan(old))
+        self._change(below, holder, 0.0, f"move {shown}", lambda txn: txn.move_dir(old, new))
+
     # ----------------------------------------------------------------- leases
 
     def acquire_lock(
@@ -650,33 +705,116 @@ class ResultStore:
         holder: str | None = None,
         acquire_timeout: float | None = None,
         hold_timeout: float | None = None,
+        *,
+        process: str | None = None,
     ) -> bool:
-        """Take a lease on a result (renewing our own); False if ``acquire_timeout`` ran out."""
-        self._check_writable(f"lock result {result_id!r}")
-        return self.leases.acquire(
-            ids.normalize_id(result_id), holder or default_holder(), acquire_timeout, hold_timeout
-        )
+        """Take a lease on a result (renewing our own); False if ``acquire_timeout`` ran out.
+
+        ``acquire_timeout``: seconds to wait (``None``: forever; ``0``: try once).
+        ``hold_timeout``: the lease's lifetime in seconds (``None``: until released).
+        """
+        rid = ids.normalize_id(result_id)
+        self._check_writable(f"lock result {rid!r}")
+        check_timeout("acquire_timeout", acquire_timeout)
+        check_timeout("hold_timeout", hold_timeout, allow_zero=False)
+        holder = holder or default_holder()
+
+        def acquire(txn: Transaction) -> bool:
+            lease = txn.lease(rid)
+            if lease is not None and lease.is_live(txn.now) and lease.holder != holder:
+                return False
+            txn.put_lease(rid, holder, hold_timeout, process)
+            return True
+
+        return any(self.backend.atomically([rid], acquire) for _ in backoff(deadline_after(acquire_timeout)))
 
     def release_lock(self, result_id: ResultId, holder: str | None = None) -> None:
         """Give a lease back; :class:`LockNotHeldError` unless ``holder`` holds it."""
-        self._check_writable(f"unlock result {result_id!r}")
-        self.leases.release(ids.normalize_id(result_id), holder or default_holder())
+        rid = ids.normalize_id(result_id)
+        self._check_writable(f"unlock result {rid!r}")
+        holder = holder or default_holder()
 
-    def is_locked(self, result_id: ResultId) -> bool:
-        """True while anybody holds a live lease on the result."""
-        return self.leases.is_locked(ids.normalize_id(result_id))
+        def release(txn: Transaction) -> str | None:
+            lease = txn.lease(rid)
+            if lease is None or lease.corrupt or lease.holder != holder:
+                held_by = "nobody" if lease is None or lease.corrupt else repr(lease.holder)
+                return (
+                    f"No lock held by {holder} for transaction with key {rid}: cannot release the lease on "
+                    f"{rid!r}: held by {held_by}, not {holder!r}"
+                )
+            txn.drop_lease(rid)
+            if not lease.is_live(txn.now):
+                assert lease.expires is not None
+                return (
+                    f"No lock held by {holder} for transaction with key {rid}: cannot release the lease on "
+                    f"{rid!r}: {holder!r}'s lease expired at {lease.expires.to_iso8601_string()}"
+                )
+            return None
 
-    def is_lock_holder(self, result_id: ResultId, holder: str | None = None) -> bool:
-        """True while ``holder`` (default: this thread) holds a live lease on the result."""
-        return self.leases.is_holder(ids.normalize_id(result_id), holder or default_holder())
+        refusal = self.backend.atomically([rid], release)
+        if refusal is not None:
+            raise LockNotHeldError(refusal, result_id=rid)
 
-    def wait_for_lock(self, result_id: ResultId, timeout: float | None = None) -> bool:
-        """Wait until nobody holds a lease on the result; False if ``timeout`` passed first."""
-        return self.leases.wait(ids.normalize_id(result_id), timeout)
+    def break_lease(self, result_id: ResultId) -> Lease | None:
+        """Remove whatever lease is on a result, whoever holds it; return it (``None`` if free)."""
+        rid = ids.normalize_id(result_id)
+        self._check_writable(f"break the lease on {rid!r}")
+
+        def drop(txn: Transaction) -> Lease | None:
+            lease = txn.lease(rid)
+            if lease is not None:
+                txn.drop_lease(rid)
+            return lease if lease is not None and lease.is_live(txn.now) else None
+
+        broken = self.backend.atomically([rid], drop)
+        if broken is not None:
+            log.warning("broke the lease on %r held by %s", rid, broken.describe())
+        return broken
 
     def lease(self, result_id: ResultId) -> Lease | None:
         """The live lease on the result, or None."""
-        return self.leases.current(ids.normalize_id(result_id))
+        lease = self.backend.lease(ids.normalize_id(result_id))
+        if lease is None or not lease.is_live(self.backend.now()):
+            return None
+        return lease
+
+    def leases(self, prefix: ResultId | None = None) -> list[Lease]:
+        """Every live lease (on results at or below ``prefix``), sorted by ID."""
+        now = self.backend.now()
+        wanted = ids.normalize_id(prefix) if prefix is not None else None
+        found = [
+            lease
+            for lease in self.backend.leases()
+            if lease.is_live(now)
+            and (wanted is None or lease.result_id == wanted or lease.result_id.startswith(wanted + "/"))
+        ]
+        return sorted(found, key=lambda lease: lease.result_id)
+
+    def is_locked(self, result_id: ResultId) -> bool:
+        """True while anybody holds a live lease on the result."""
+        return self.lease(result_id) is not None
+
+    def is_lock_holder(self, result_id: ResultId, holder: str | None = None) -> bool:
+        """True while ``holder`` (default: this thread's or task's) holds a live lease on the result."""
+        lease = self.lease(result_id)
+        return lease is not None and lease.holder == (holder or default_holder())
+
+    def wait_for_leases(self, result_id: ResultId, timeout: float | None, holder: str | None = None) -> bool:
+        """Wait until no one but ``holder`` has a live lease on the result; False if ``timeout`` passed.
+
+        This is the wait of a ``SERIALIZABLE`` read, and of a write that may wait for a lease.
+        """
+        check_timeout("timeout", timeout)
+        rid = ids.normalize_id(result_id)
+        for _ in backoff(deadline_after(timeout)):
+            lease = self.lease(rid)
+            if lease is None or (holder is not None and lease.holder == holder):
+                return True
+        return False
+
+    def wait_for_lock(self, result_id: ResultId, timeout: float | None = None) -> bool:
+        """Wait until nobody holds a lease on the result; False if ``timeout`` passed first."""
+        return self.wait_for_leases(result_id, timeout)
 
     @contextmanager
     def lock(
@@ -686,117 +824,102 @@ class ResultStore:
         acquire_timeout: float | None = None,
         hold_timeout: float | None = None,
     ) -> Iterator[None]:
-        """Hold a lease for the duration of a block."""
-        self._check_writable(f"lock result {result_id!r}")
-        with self.leases.hold(
-            ids.normalize_id(result_id), holder or default_holder(), acquire_timeout, hold_timeout
-        ):
+        """Hold a lease for the duration of a block; :class:`LockTimeoutError` if it cannot be had."""
+        rid = ids.normalize_id(result_id)
+        holder = holder or default_holder()
+        if not self.acquire_lock(rid, holder, acquire_timeout, hold_timeout):
+            lease = self.lease(rid)
+            by = f": leased by {lease.describe()}" if lease is not None else ""
+            raise LockTimeoutError(
+                f"could not acquire the lease on {rid!r} within {acquire_timeout}s{by}", result_id=rid
+            )
+        try:
             yield
+        finally:
+            self.release_lock(rid, holder)
 
     # ----------------------------------------------------------------- checking
 
     def cleanup(self) -> list[str]:
-        """Remove abandoned temp files and dead lease records; return what was removed.
+        """Remove what killed writers left behind (temp files, dead lease records); return what.
 
-        Cheap compared with :meth:`check`: it lists directories but reads no result.
+        Cheap compared with :meth:`check`: no result is read.
         """
         self._check_writable("clean up the store")
-        removed: list[str] = []
-        pending: list[list[str]] = [[]]
-        while pending:
-            parts = pending.pop()
-            try:
-                removed += self._remove_stale_temps(parts)
-                with self.tree.directory(parts) as dir_fd, os.scandir(dir_fd) as entries:
-                    for entry in entries:
-                        if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
-                            pending.append([*parts, entry.name])
-            except (FileNotFoundError, NotADirectoryError, UnsafePathError):
-                continue
-        with suppress(FileNotFoundError, NotADirectoryError, UnsafePathError):
-            # Lease records are written through temp files too.
-            removed += self._remove_stale_temps([META_DIR, "leases"])
-        removed += [f"{META_DIR}/leases: {rid}" for rid in self.leases.remove_dead()]
+        removed = []
+        for finding in self.backend.inspect(fix=True):
+            if finding.fixed:
+                removed.append(
+                    finding.path if finding.kind != "dead-lease" else f"{finding.path}: {finding.detail}"
+                )
         return removed
 
-    def check(self, fix: bool = False, *, validate: bool = True) -> CheckReport:
-        """Walk the store and report what is not a healthy result; never deletes a result.
+    def check(
+        self, fix: bool = False, *, validate: bool = True, progress: Callable[[int], None] | None = None
+    ) -> CheckReport:
+        """Report what is not a healthy result; never deletes a result.
 
-        Reports corrupt or invalid results, results of unregistered models, symlinks, files
-        that are not results, abandoned temp files and dead lease records. ``fix`` removes
-        abandoned temp files and dead lease records (the only things safe to remove).
+        Reports corrupt or invalid results, results of unregistered models, and what the
+        backend finds in its own storage (symlinks, foreign files, leftovers of killed writers,
+        dead lease records). ``fix`` removes the leftovers and dead records, the only things
+        safe to remove. ``progress`` is called with the number of results checked so far.
         """
         report = CheckReport()
-        self._check_dir([], report, fix=fix and not self.read_only, validate=validate)
-        for name, rid in self.leases.dead_records():
-            detail = f"expired lease on {rid!r}" if rid else "unreadable lease record"
-            report.problems.append(Problem("dead-lease", f"{META_DIR}/leases/{name}", detail))
-        if fix and not self.read_only:
-            for removed in self.leases.remove_dead():
-                report.fixed.append(Problem("dead-lease", removed, "removed"))
-            report.problems = [p for p in report.problems if p.kind not in ("dead-lease", "stale-temp")]
+        fix = fix and not self.read_only
+        for finding in self.backend.inspect(fix=fix):
+            problem = Problem(finding.kind, finding.path, finding.detail)
+            (report.fixed if finding.fixed else report.problems).append(problem)
+        for rid in sorted(self.backend.scan(())):
+            report.results += 1
+            self._check_result(rid, report, validate)
+            if progress is not None:
+                progress(report.results)
+        report.problems.sort(key=lambda p: (p.path, p.kind))
         return report
 
-    def _check_dir(self, parts: list[str], report: CheckReport, *, fix: bool, validate: bool) -> None:
+    def _check_result(self, rid: str, report: CheckReport, validate: bool) -> None:
+        shown = rid + ids.SUFFIX
         try:
-            dir_fd = self.tree.open_dir(parts)
-        except UnsafePathError as exc:
-            report.problems.append(Problem("symlink", "/".join(parts), str(exc)))
+            version = self.backend.open(rid)
+        except (CorruptResultError, UnsafePathError) as exc:
+            report.problems.append(Problem("corrupt", shown, str(exc)))
             return
-        subdirs = []
-        now = time.time()
-        try:
-            with os.scandir(dir_fd) as entries:
-                for entry in entries:
-                    rel = "/".join([*parts, entry.name])
-                    if not parts and entry.name == META_DIR:
-                        continue
-                    if entry.is_symlink():
-                        report.problems.append(
-                            Problem("symlink", rel, "symlinks are never followed or listed")
-                        )
-                    elif atomic.is_temp_name(entry.name):
-                        st = entry.stat(follow_symlinks=False)
-                        if atomic.is_stale_temp(entry.name, st.st_mtime, now):
-                            problem = Problem("stale-temp", rel, "temp file of a writer that is gone")
-                            if fix:
-                                with suppress(FileNotFoundError):
-                                    os.unlink(entry.name, dir_fd=dir_fd)
-                                report.fixed.append(problem)
-                            else:
-                                report.problems.append(problem)
-                    elif entry.is_dir(follow_symlinks=False):
-                        if ids.is_valid_part(entry.name, is_last=False):
-                            subdirs.append(entry.name)
-                        else:
-                            report.problems.append(
-                                Problem("foreign", rel + "/", "directory that is not an ID prefix")
-                            )
-                    else:
-                        part = ids.result_name_to_part(entry.name)
-                        if part is None or not entry.is_file(follow_symlinks=False):
-                            report.problems.append(Problem("foreign", rel, "file that is not a result"))
-                            continue
-                        report.results += 1
-                        self._check_result("/".join([*parts, part]), rel, report, validate)
-        finally:
-            os.close(dir_fd)
-        for name in subdirs:
-            self._check_dir([*parts, name], report, fix=fix, validate=validate)
+        if version is None:
+            return  # deleted while we looked
+        with version:
+            try:
+                if validate:
+                    verdict = self.verdict(rid, version)
+                    if verdict.error is not None:
+                        kind = "corrupt" if verdict.envelope is None else _kind_of(verdict.error)
+                        report.problems.append(Problem(kind, shown, verdict.error))
+                else:
+                    raw = _read_limited(
+                        lambda: version.read_all(self.max_result_bytes), rid, self.max_result_bytes
+                    )
+                    envelope.decode(raw or b"", f"result {rid!r}")
+            except (CorruptResultError, ResultTooLargeError) as exc:
+                report.problems.append(Problem("corrupt", shown, str(exc)))
 
-    def _check_result(self, rid: str, rel: str, report: CheckReport, validate: bool) -> None:
-        try:
-            stored = self.read(rid)
-            if validate:
-                self.validate(stored)
-        except ModelNotRegisteredError as exc:
-            report.problems.append(Problem("unregistered", rel, str(exc)))
-        except ResultValidationError as exc:
-            report.problems.append(Problem("invalid", rel, str(exc)))
-        except (CorruptResultError, ResultTooLargeError, UnsafePathError) as exc:
-            report.problems.append(Problem("corrupt", rel, str(exc)))
-        except ResultNotFoundError:
-            pass  # deleted while we looked
+
+def _rebuild_store(backend: ResultsBackend, max_result_bytes: int) -> ResultStore:
+    return ResultStore(backend, max_result_bytes=max_result_bytes)
+
+
+def _kind_of(error: str) -> str:
+    return "unregistered" if "is not registered" in error else "invalid"
+
+
+def _read_limited(read: Callable[[], R | None], rid: str, limit: int) -> R | None:
+    """Call a backend read, turning its ``EFBIG`` into :class:`ResultTooLargeError`."""
+    try:
+        return read()
+    except OSError as exc:
+        if exc.errno == errno.EFBIG:
+            raise ResultTooLargeError(
+                f"result {rid!r} is larger than the limit of {limit} bytes", result_id=rid
+            ) from exc
+        raise
 
 
 def _behavior(behavior: SetBehavior | str) -> SetBehavior:
@@ -860,12 +983,7 @@ def _same_result(old: Envelope, new: Envelope, rid: str) -> bool:
         return False
 
 
-def _locked_error(rid: str, lease: Lease | None, what: str) -> ResultLockedError:
-    if lease is None:
-        return ResultLockedError(f"cannot {what}: result is leased by another holder", result_id=rid)
-    until = lease.expires.to_iso8601_string() if lease.expires is not None else "it is released"
-    return ResultLockedError(f"cannot {what}: leased by {lease.holder!r} until {until}", result_id=rid)
-
-
-class FileBackend(ResultStore):
-    """results_manager's name for the store: ``FileBackend(base_dir, create_if_missing, locks_dir)``."""
+def _locked_error(rid: str, lease: Lease, what: str) -> ResultLockedError:
+    return ResultLockedError(
+        f"cannot {what} because it is locked by another holder: leased by {lease.describe()}", result_id=rid
+    )

@@ -24,11 +24,16 @@ _CREATE_RETRIES = 20
 
 
 class BackingTree:
-    """The store's base directory, held open, and safe relative access below it."""
+    """A directory held open (the store's base), and safe relative access below it.
 
-    def __init__(self, base: Path) -> None:
+    ``fd``: an already open descriptor of ``base`` to take over (``base`` is then only used in
+    messages). ``dir_mode``: the mode of directories it creates.
+    """
+
+    def __init__(self, base: Path, fd: int | None = None, dir_mode: int = 0o777) -> None:
         self.base = base
-        self.base_fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.base_fd = fd if fd is not None else os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.dir_mode = dir_mode
 
     def close(self) -> None:
         """Release the directory descriptor."""
@@ -73,7 +78,7 @@ class BackingTree:
             # Another process may remove the new directory (pruning it as empty) before we
             # open it; then we make it again.
             with suppress(FileExistsError):
-                os.mkdir(part, 0o777, dir_fd=fd)
+                os.mkdir(part, self.dir_mode, dir_fd=fd)
         raise FileNotFoundError(errno.ENOENT, "directory keeps vanishing", str(self.path(parts[: index + 1])))
 
     @contextmanager
@@ -95,19 +100,23 @@ class BackingTree:
         with self.directory(parts[:-1]) as dir_fd:
             return os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
 
+    def open_file(self, parts: Sequence[str], flags: int = os.O_RDONLY, mode: int = 0o666) -> int:
+        """A new descriptor of the entry ``parts`` (never a symlink: :class:`UnsafePathError`)."""
+        with self.directory(parts[:-1]) as dir_fd:
+            try:
+                return os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise self._unsafe(parts, len(parts) - 1) from exc
+                raise
+
     def read_file(self, parts: Sequence[str], limit: int) -> tuple[bytes, os.stat_result]:
         """The content and stat of regular file ``parts``, read in full.
 
         A file larger than ``limit`` bytes raises ``EFBIG`` before any of it is read; a
         symlink raises :class:`UnsafePathError`; a non-regular file ``EISDIR``/``EINVAL``.
         """
-        with self.directory(parts[:-1]) as dir_fd:
-            try:
-                fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise self._unsafe(parts, len(parts) - 1) from exc
-                raise
+        fd = self.open_file(parts)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -138,6 +147,34 @@ class BackingTree:
     def path(self, parts: Sequence[str]) -> Path:
         """The path of ``parts`` for messages (never for I/O)."""
         return self.base.joinpath(*parts)
+
+
+def remove_tree(dir_fd: int, name: str) -> None:
+    """Remove ``name`` in directory ``dir_fd`` and everything below it, never following a link.
+
+    ``shutil.rmtree(dir_fd=...)`` does this from Python 3.11; this works on 3.10 too.
+    """
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+            with suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=dir_fd)
+            return
+        if exc.errno == errno.ENOENT:
+            return
+        raise
+    try:
+        for entry in list(os.scandir(fd)):
+            if entry.is_dir(follow_symlinks=False):
+                remove_tree(fd, entry.name)
+            else:
+                with suppress(FileNotFoundError):
+                    os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    with suppress(FileNotFoundError):
+        os.rmdir(name, dir_fd=dir_fd)
 
 
 def read_all(fd: int, size: int, limit: int, shown: str) -> bytes:

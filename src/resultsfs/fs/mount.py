@@ -22,13 +22,16 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from resultsfs import registry
-from resultsfs.errors import MountError
+from resultsfs.backends import is_url, open_backend
+from resultsfs.backends.files import META_DIR
+from resultsfs.errors import MountError, ResultsError
 from resultsfs.fs import DEFAULT_CACHE_TIMEOUT, DEFAULT_THREADS
 from resultsfs.fs.binding import ResultsFUSE
 from resultsfs.fs.operations import MountOptions, ResultsOperations
-from resultsfs.store import DEFAULT_MAX_RESULT_BYTES, META_DIR, ResultStore
+from resultsfs.store import DEFAULT_MAX_RESULT_BYTES, ResultStore
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,8 @@ READY_TIMEOUT = 30.0
 class MountConfig:
     """Everything ``resultsfs mount`` was asked for."""
 
-    store: Path
+    #: A directory, or a store URL (``sqlite:///x.db``, ``postgresql://...``).
+    store: str
     mountpoint: Path
     models: Sequence[str] = ()
     options: MountOptions = field(default_factory=MountOptions)
@@ -89,28 +93,42 @@ def _preflight(config: MountConfig) -> None:
         )
     if not mountpoint.is_dir():
         raise MountError(f"mount point {mountpoint} does not exist or is not a directory")
-    if not config.store.is_dir():
-        raise MountError(f"store {config.store} does not exist or is not a directory")
-    if config.store.resolve() == mountpoint.resolve() or mountpoint.resolve().is_relative_to(
-        config.store.resolve()
-    ):
-        raise MountError(f"mount point {mountpoint} may not be the store {config.store} or inside it")
+    if not is_url(config.store):
+        store = Path(config.store)
+        if not store.is_dir():
+            raise MountError(f"store {config.store} does not exist or is not a directory")
+        if store.resolve() == mountpoint.resolve() or mountpoint.resolve().is_relative_to(store.resolve()):
+            raise MountError(f"mount point {mountpoint} may not be the store {config.store} or inside it")
     if not os.path.exists("/dev/fuse"):
         raise MountError("/dev/fuse is missing: load the fuse kernel module (modprobe fuse)")
     for spec in config.models:
         registry.load_models(spec)
+    # Open the store once here, so that a wrong URL, a refused connection or a missing database
+    # is reported by `resultsfs mount` itself rather than by a daemon that already detached.
+    try:
+        open_backend(config.store, create_if_missing=False, read_only=config.options.read_only).close()
+    except (ResultsError, OSError, ValueError) as exc:
+        raise MountError(f"cannot open store {config.store}: {exc}") from exc
 
 
-def _fsname(store: Path) -> str:
+def _fsname(store: str) -> str:
+    """What ``df`` and ``/proc/mounts`` show: the store's path, or its URL without a password."""
+    if is_url(store):
+        parts = urlsplit(store)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            store = urlunsplit(parts._replace(netloc=netloc))
+    else:
+        store = str(Path(store).resolve())
     # libfuse splits -o on commas; a backslash escapes one.
-    return str(store).replace("\\", "\\\\").replace(",", "\\,")
+    return store.replace("\\", "\\\\").replace(",", "\\,")
 
 
 def _fuse_kwargs(config: MountConfig) -> dict[str, object]:
     kwargs: dict[str, object] = {
         "foreground": True,
         "nothreads": config.threads <= 1,
-        "fsname": _fsname(config.store.resolve()),
+        "fsname": _fsname(config.store),
         "subtype": "resultsfs",
         "default_permissions": True,
         "entry_timeout": config.cache_timeout,
@@ -148,9 +166,15 @@ def _configure_logging(config: MountConfig, default_file: Path | None) -> None:
 
 
 def _default_log_file(config: MountConfig) -> Path | None:
+    """``STORE/.resultsfs/mount.log`` for a directory store; beside the user's state otherwise."""
+    if is_url(config.store):
+        base = Path("/var/log/resultsfs") if os.geteuid() == 0 else Path.home() / ".local/state/resultsfs"
+        base.mkdir(parents=True, exist_ok=True)
+        name = str(config.mountpoint).strip("/").replace("/", "-") or "root"
+        return base / f"{name}.log"
     if config.options.read_only:
         return None
-    meta = config.store / META_DIR
+    meta = Path(config.store) / META_DIR
     meta.mkdir(exist_ok=True)  # a store written by results_manager has none yet
     return meta / "mount.log"
 
@@ -158,9 +182,7 @@ def _default_log_file(config: MountConfig) -> Path | None:
 def _serve(config: MountConfig, on_ready: Callable[[], None] | None = None) -> None:
     """Run the FUSE loop until unmounted; ``--pid-file`` is written once the mount is ready."""
     store = ResultStore(
-        config.store,
-        create_if_missing=False,
-        read_only=config.options.read_only,
+        open_backend(config.store, create_if_missing=False, read_only=config.options.read_only),
         max_result_bytes=config.max_result_bytes,
     )
 
@@ -190,7 +212,8 @@ def _serve(config: MountConfig, on_ready: Callable[[], None] | None = None) -> N
 
 def mount(config: MountConfig) -> None:
     """Mount a store; in the background unless ``config.foreground``. Raises :class:`MountError`."""
-    config.store = config.store.absolute()
+    if not is_url(config.store):
+        config.store = str(Path(config.store).absolute())
     config.mountpoint = config.mountpoint.absolute()
     if config.pid_file is not None:
         config.pid_file = config.pid_file.absolute()

@@ -1,15 +1,15 @@
 """The FUSE operations: translate kernel requests into store calls, and store errors into errno.
 
-This layer decides nothing about results: validation, set behaviours, leases and atomic
-writes are the store's (:mod:`resultsfs.store`). It keeps what only a filesystem has: open
-handles and their private write buffers (:mod:`.handles`), scratch files (:mod:`.staging`),
-the computed extended attributes (:mod:`.xattrs`), and a cache of validation verdicts keyed
-by the backing file's (device, inode, size, mtime), so reading an unchanged result again
-costs no validation.
+This layer decides nothing about results and never touches a backend's storage: validation,
+set behaviours, leases, atomic writes, moves and metadata changes are the store's
+(:mod:`resultsfs.store`), which works the same over every backend. What only a filesystem has
+lives here: open handles and their private write buffers (:mod:`.handles`), scratch files
+(:mod:`.staging`), placeholders for empty new files, the computed extended attributes
+(:mod:`.xattrs`), and the reasons of refused writes.
 
-Every operation goes through :func:`_translate`: store errors become their errno through
-one table (:data:`ERRNO`), ``OSError`` keeps its own, and anything unexpected is logged with
-its traceback and becomes ``EIO`` (mfusepy would turn it into a silent ``EINVAL``).
+Every operation goes through :func:`_translate`: store errors become their errno through one
+table (:mod:`.errnos`), ``OSError`` keeps its own, and anything unexpected is logged with its
+traceback and becomes ``EIO`` (mfusepy would turn it into a silent ``EINVAL``).
 """
 
 from __future__ import annotations
@@ -29,26 +29,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from resultsfs import envelope
-from resultsfs.envelope import Envelope
-from resultsfs.errors import (
-    CorruptResultError,
-    InvalidResultIdError,
-    LockNotHeldError,
-    LockTimeoutError,
-    ModelConflictError,
-    ModelLoadError,
-    ModelNotRegisteredError,
-    ReadOnlyStoreError,
-    ResultExistsError,
-    ResultLockedError,
-    ResultNotFoundError,
-    ResultsError,
-    ResultTooLargeError,
-    ResultValidationError,
-    StoreNotFoundError,
-    StoreReplacedError,
-    UnsafePathError,
-)
+from resultsfs.backends.base import NO_CHANGE, OMIT, Meta, MetaChange
+from resultsfs.errors import CorruptResultError, ResultsError, StoreReplacedError, UnsafePathError
 from resultsfs.fs import xattrs
 from resultsfs.fs.binding import (
     ENOATTR,
@@ -61,57 +43,35 @@ from resultsfs.fs.binding import (
     file_info_has,
     invalidate_path,
 )
-from resultsfs.fs.handles import HandleTable, ReadHandle, ScratchHandle, WriteHandle
+from resultsfs.fs.errnos import errno_of
+from resultsfs.fs.handles import (
+    DEFAULT_MEMORY_BUDGET,
+    DEFAULT_PENDING_LIMIT,
+    BufferBudget,
+    HandleTable,
+    ReadHandle,
+    ScratchHandle,
+    WriteBuffer,
+    WriteHandle,
+)
 from resultsfs.fs.paths import Kind, Node, classify, join
+from resultsfs.fs.processes import thread_group
 from resultsfs.fs.staging import Staging
 from resultsfs.leases import IsolationLevel
-from resultsfs.store import ResultStore, SetBehavior, StoredResult
-from resultsfs.tree import read_all
+from resultsfs.store import ResultStore, SetBehavior
 
 log = logging.getLogger(__name__)
 
-#: Store errors and the errno a program sees for them. Reads turn validation errors into
-#: ``EIO`` instead (see :meth:`ResultsOperations._open_read`).
-ERRNO: dict[type[ResultsError], int] = {
-    InvalidResultIdError: errno.EINVAL,
-    ResultNotFoundError: errno.ENOENT,
-    ResultExistsError: errno.EEXIST,
-    ModelNotRegisteredError: errno.EINVAL,
-    CorruptResultError: errno.EINVAL,
-    ResultValidationError: errno.EINVAL,
-    ResultTooLargeError: errno.EFBIG,
-    ResultLockedError: errno.EBUSY,
-    LockTimeoutError: errno.EBUSY,
-    LockNotHeldError: errno.EPERM,
-    UnsafePathError: errno.EACCES,
-    ReadOnlyStoreError: errno.EROFS,
-    StoreNotFoundError: errno.ENOENT,
-    StoreReplacedError: errno.ESTALE,
-    ModelConflictError: errno.EINVAL,
-    ModelLoadError: errno.EINVAL,
-}
-
 _HAS_NOFLUSH = file_info_has("noflush")
-#: How often the daemon checks that the store's path still names the directory it serves.
+#: How often the daemon checks that the store still is where it was mounted from.
 _BASE_CHECK_INTERVAL = 0.5
 _UTIME_NOW = (1 << 30) - 1
 _UTIME_OMIT = (1 << 30) - 2
 _JSON_HEAD = 4096
-_VERDICT_CACHE_SIZE = 100_000
+#: Reasons kept per path for ``user.results.error``.
+_ERRORS_KEPT = 8
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def errno_of(exc: BaseException) -> int:
-    """The errno a program sees for ``exc``."""
-    if isinstance(exc, ResultsError):
-        for cls in type(exc).__mro__:
-            code = ERRNO.get(cls)
-            if code is not None:
-                return code
-    if isinstance(exc, OSError) and exc.errno:
-        return int(exc.errno)
-    return errno.EIO
 
 
 def _translate(method: F) -> F:
@@ -148,6 +108,10 @@ class MountOptions:
     #: How long a commit (or a SERIALIZABLE read) waits for another holder's lease.
     lock_wait: float = 0.0
     isolation: IsolationLevel = IsolationLevel.READ_COMMITTED
+    #: Memory all write buffers may use together before they spill to disk.
+    buffer_memory: int = DEFAULT_MEMORY_BUDGET
+    #: Bytes all uncommitted writes may hold together (memory and disk); then ENOSPC.
+    max_pending_bytes: int = DEFAULT_PENDING_LIMIT
 
 
 @dataclass
@@ -164,15 +128,22 @@ class Placeholder:
     atime_ns: int
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What validating one version of a result found."""
+def _meta_attrs(meta: Meta, kind: int) -> dict[str, int]:
+    return {
+        "st_mode": kind | meta.mode,
+        "st_ino": meta.ino,
+        "st_nlink": meta.nlink,
+        "st_uid": meta.uid,
+        "st_gid": meta.gid,
+        "st_size": meta.size,
+        "st_blocks": (meta.size + 511) // 512,
+        "st_atime": meta.atime_ns,
+        "st_mtime": meta.mtime_ns,
+        "st_ctime": meta.ctime_ns,
+    }
 
-    envelope: Envelope | None
-    error: str | None
 
-
-def _attrs(st: os.stat_result) -> dict[str, int]:
+def _stat_attrs(st: os.stat_result) -> dict[str, int]:
     return {
         "st_mode": st.st_mode,
         "st_ino": st.st_ino,
@@ -185,10 +156,6 @@ def _attrs(st: os.stat_result) -> dict[str, int]:
         "st_mtime": st.st_mtime_ns,
         "st_ctime": st.st_ctime_ns,
     }
-
-
-def _version(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class ResultsOperations(Operations):  # type: ignore[misc]
@@ -205,12 +172,15 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         self.ready = False
         self.holder = f"resultsfs-mount:{socket.gethostname()}:{os.getpid()}"
         self.handles = HandleTable()
-        self.staging = Staging(store.base_dir / ".resultsfs" / "staging") if not options.read_only else None
-        self._verdicts: dict[tuple[int, int, int, int], Verdict] = {}
-        #: Last rejected commit (or failed validation) per path, for ``user.results.error``.
-        self._errors: dict[str, str] = {}
+        self.budget = BufferBudget(options.buffer_memory, options.max_pending_bytes)
+        self.staging: Staging | None = None
+        if not options.read_only:
+            anchor, inside = store.backend.scratch_dir() or (None, ())
+            self.staging = Staging(anchor, inside)
+        #: Reasons of the last refused writes, commits or reads per path (newest last).
+        self._errors: dict[str, list[str]] = {}
         self._placeholders: dict[str, Placeholder] = {}
-        #: Set (to the reason) once the store's directory was replaced under the mount.
+        #: Set (to the reason) once the store's storage moved away under the mount.
         self._replaced: str | None = None
         self._stopped = threading.Event()
         #: Paths whose kernel caches must be dropped (after commits); served by one thread.
@@ -221,7 +191,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     # ---------------------------------------------------------------- lifecycle
 
     def init(self, path: str) -> None:
-        log.info("mounted %s", self.store.base_dir)
+        log.info("mounted %s", self.store.backend.url)
         self.ready = True
         self._fuse = current_fuse()
         threading.Thread(target=self._watch_base, name="resultsfs-base-watch", daemon=True).start()
@@ -232,21 +202,21 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             self.on_ready()
 
     def _watch_base(self) -> None:
-        """Notice when the store's directory is replaced under a running mount (then: ESTALE)."""
+        """Notice when the store's storage is replaced under a running mount (then: ESTALE)."""
         while not self._stopped.wait(_BASE_CHECK_INTERVAL):
             try:
-                self.store.check_base()
+                self.store.check_alive()
             except StoreReplacedError as exc:
                 if self._replaced is None:
                     log.error("%s", exc)  # noqa: TRY400 - the message says it all; no traceback
                 self._replaced = str(exc)
+            except Exception:
+                log.exception("checking the store failed")
 
     def _invalidate(self) -> None:
         """Drop the kernel's cached size and pages of paths whose content changed under a writer.
 
-        After a commit the stored bytes are the canonical envelope (or, when refused, the old
-        result), not what the writer wrote; the kernel must not go on serving the writer's
-        size or pages. libfuse forbids doing this inside the request, hence this thread.
+        libfuse forbids doing this inside the request, hence this thread.
         """
         while (path := self._stale.get()) is not None:
             try:
@@ -259,7 +229,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         try:
             removed = self.store.cleanup()
         except Exception:
-            log.exception("cleaning up %s failed", self.store.base_dir)
+            log.exception("cleaning up %s failed", self.store.backend.url)
             return
         for what in removed:
             log.info("removed leftover %s", what)
@@ -267,10 +237,20 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     def destroy(self, path: str) -> None:
         self._stopped.set()
         self._stale.put(None)
+        for handles in [self.handles.writers(p) for p in list(self.handles._writers)]:
+            for handle in handles:
+                if handle.dirty and not handle.unlinked:
+                    log.warning(
+                        "%s: unmounted with uncommitted writes (%d bytes) that were lost",
+                        handle.path,
+                        handle.buffer.size,
+                    )
         self.handles.close_all()
         if self.staging is not None:
             self.staging.close()
-        log.info("unmounted %s", self.store.base_dir)
+        for placeholder_path in self._placeholders:
+            log.info("%s: empty placeholder gone at unmount (it was never written)", placeholder_path)
+        log.info("unmounted %s", self.store.backend.url)
 
     # ---------------------------------------------------------------- helpers
 
@@ -293,7 +273,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     def _writable(self) -> None:
         if self.options.read_only:
             raise _fail(errno.EROFS)
-        self.store.check_base()
+        self.store.check_alive()
 
     def _staging(self) -> Staging:
         if self.staging is None:
@@ -307,61 +287,35 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         uid, gid, _ = context()
         return (uid, gid) if uid != 0 else None
 
-    def _backing_stat(self, node: Node, is_kind: Callable[[int], bool]) -> os.stat_result | None:
-        """The backing entry's stat if it exists and is of the kind asked (never a symlink)."""
+    def _result_meta(self, node: Node) -> Meta | None:
+        """The stored result's metadata; a planted symlink or a non-file is no result (hidden)."""
         try:
-            st = self.store.tree.lstat(node.parts)
-        except (FileNotFoundError, NotADirectoryError):
+            return self.store.meta(node.result_id)
+        except (UnsafePathError, CorruptResultError):
             return None
-        return st if is_kind(st.st_mode) else None
 
-    def _result_stat(self, node: Node) -> os.stat_result | None:
-        return self._backing_stat(node, stat.S_ISREG)
+    def _dir_meta(self, node: Node) -> Meta | None:
+        if node.kind is Kind.ROOT:
+            return self.store.dir_meta(())
+        if node.kind is not Kind.DIR_OR_SCRATCH:
+            return None
+        return self.store.dir_meta(node.parts)
 
-    def _dir_stat(self, node: Node) -> os.stat_result | None:
-        return self._backing_stat(node, stat.S_ISDIR)
+    def _is_scratch(self, node: Node) -> bool:
+        return self.staging is not None and self.staging.is_file(node.path)
 
-    def _record_error(self, path: str, what: str, exc: BaseException) -> None:
+    def _record_error(self, path: str, what: str, exc: BaseException | str, *, logged_as: str = "") -> None:
+        """Keep the reason for ``user.results.error`` and log it (as ``logged_as``, if given)."""
         message = f"{what}: {exc}"
-        self._errors[path] = message
-        log.warning("%s: %s", path, message)
+        kept = self._errors.setdefault(path, [])
+        kept.append(message)
+        del kept[:-_ERRORS_KEPT]
+        log.warning("%s: %s", path, f"{logged_as}: {exc}" if logged_as else message)
 
-    def _verdict(self, node: Node, raw: bytes, st: os.stat_result) -> Verdict:
-        """Validate one version of a result and remember the verdict (callers look it up first)."""
-        key = _version(st)
-        try:
-            stored = StoredResult(node.result_id, raw, envelope.decode(raw, f"result {node.result_id!r}"), st)
-        except CorruptResultError as exc:
-            verdict = Verdict(None, str(exc))
-        else:
-            try:
-                self.store.validate(stored)
-                verdict = Verdict(stored.envelope, None)
-            except ResultsError as exc:
-                verdict = Verdict(stored.envelope, str(exc))
-        log.debug("%s: validated version %s: %s", node.path, key, verdict.error or "valid")
-        if len(self._verdicts) >= _VERDICT_CACHE_SIZE:
-            self._verdicts.clear()
-        self._verdicts[key] = verdict
-        return verdict
-
-    def _envelope_of(self, node: Node) -> Envelope | None:
-        """The envelope of a stored result (from the verdict cache when unchanged)."""
-        st = self._result_stat(node)
-        if st is None:
-            return None
-        verdict = self._verdicts.get(_version(st))
-        if verdict is None:
-            try:
-                raw, st = self.store.tree.read_file(node.parts, self.store.max_result_bytes)
-            except (OSError, ResultsError):
-                return None
-            verdict = self._verdict(node, raw, st)
-        return verdict.envelope
-
-    def _stored_bytes(self, node: Node) -> bytes:
-        """The bytes of a stored result as they are (valid or not; not decoded)."""
-        return self.store.tree.read_file(node.parts, self.store.max_result_bytes)[0]
+    def _error_of(self, path: str) -> str | None:
+        """``user.results.error``: the reasons recorded for ``path``, newest first."""
+        kept = self._errors.get(path)
+        return "\n".join(reversed(kept)) if kept else None
 
     # ---------------------------------------------------------------- metadata
 
@@ -371,17 +325,22 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             handle = self.handles.get(fi.fh)
             if isinstance(handle, WriteHandle):
                 return self._pending_attrs(handle)
-            if handle is not None:
-                return _attrs(os.fstat(handle.fd))
+            if isinstance(handle, ReadHandle) and handle.version is not None:
+                return _meta_attrs(handle.version.meta, stat.S_IFREG)
+            if isinstance(handle, ScratchHandle):
+                return _stat_attrs(os.fstat(handle.fd))
         node = self._node(path)
         if node.kind is Kind.ROOT:
-            return _attrs(os.fstat(self.store.tree.base_fd))
+            meta = self.store.dir_meta(())
+            if meta is None:
+                raise _fail(errno.ESTALE)
+            return _meta_attrs(meta, stat.S_IFDIR)
         if node.kind is Kind.RESULT:
             # Everyone sees the committed result (its size is what a reader reads); only a
             # result that does not exist yet shows the writer's pending size.
-            st = self._result_stat(node)
-            if st is not None:
-                return _attrs(st)
+            meta = self._result_meta(node)
+            if meta is not None:
+                return _meta_attrs(meta, stat.S_IFREG)
             pending = self.handles.pending(node.path)
             if pending is not None:
                 return self._pending_attrs(pending)
@@ -390,26 +349,29 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 raise _fail(errno.ENOENT)
             return self._placeholder_attrs(placeholder)
         if node.kind is Kind.DIR_OR_SCRATCH:
-            st = self._dir_stat(node)
-            if st is not None:
-                return _attrs(st)
+            meta = self._dir_meta(node)
+            if meta is not None:
+                return _meta_attrs(meta, stat.S_IFDIR)
         scratch = self.staging.lstat(node.path) if self.staging is not None else None
         if scratch is None or not stat.S_ISREG(scratch.st_mode):
             raise _fail(errno.ENOENT)
-        return _attrs(scratch)
+        return _stat_attrs(scratch)
 
     def _pending_attrs(self, handle: WriteHandle) -> dict[str, int]:
         node = classify(handle.path)
-        st = self._result_stat(node) if node is not None and node.kind is Kind.RESULT else None
+        meta = self._result_meta(node) if node is not None and node.kind is Kind.RESULT else None
         now = time.time_ns()
-        if st is not None:
-            attrs = _attrs(st)
+        if meta is not None:
+            attrs = _meta_attrs(meta, stat.S_IFREG)
         else:
             uid, gid = handle.owner or (os.geteuid(), os.getegid())
             attrs = {"st_mode": stat.S_IFREG | handle.mode, "st_nlink": 1, "st_uid": uid, "st_gid": gid}
             attrs.update(st_atime=now, st_mtime=now, st_ctime=now)
-        attrs["st_size"] = len(handle.buffer)
-        attrs["st_blocks"] = (len(handle.buffer) + 511) // 512
+        attrs["st_size"] = handle.buffer.size
+        attrs["st_blocks"] = (handle.buffer.size + 511) // 512
+        if meta is not None and meta.size != handle.buffer.size:
+            # The kernel keeps one size per file: do not let this writer's size stand for others.
+            self._stale.put(handle.path)
         return attrs
 
     def _placeholder_attrs(self, placeholder: Placeholder) -> dict[str, int]:
@@ -433,29 +395,29 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             if p.startswith(prefix) and "/" not in p[len(prefix) :]
         ]
 
+    def _has_placeholder_below(self, directory: str) -> bool:
+        prefix = directory.rstrip("/") + "/"
+        return any(p.startswith(prefix) for p in list(self._placeholders))
+
     @_translate
     def readdir(self, path: str, fh: int) -> list[tuple[str, int, int]]:
         node = self._node(path)
-        if node.kind is Kind.RESULT or (node.kind is Kind.DIR_OR_SCRATCH and self._dir_stat(node) is None):
+        if node.kind is Kind.RESULT:
             raise _fail(errno.ENOTDIR)
+        listing = self.store.listdir(node.parts) if node.kind is not Kind.SCRATCH else None
+        if listing is None:
+            raise _fail(errno.ENOTDIR if node.kind is not Kind.ROOT else errno.ESTALE)
         entries: list[tuple[str, int, int]] = [(".", stat.S_IFDIR, 0), ("..", stat.S_IFDIR, 0)]
         seen: set[str] = set()
-        with self.store.tree.directory(node.parts) as dir_fd, os.scandir(dir_fd) as found:
-            for entry in found:
-                name = entry.name
-                if name.startswith("."):
-                    continue
-                # Only what a lookup finds: valid prefixes and results (never symlinks or names
-                # that could not be created through the mount).
-                child = classify(join(path, name))
-                if child is None:
-                    continue
-                if entry.is_dir(follow_symlinks=False) and child.kind is Kind.DIR_OR_SCRATCH:
-                    entries.append((name, stat.S_IFDIR, 0))
-                    seen.add(name)
-                elif entry.is_file(follow_symlinks=False) and child.kind is Kind.RESULT:
-                    entries.append((name, stat.S_IFREG, 0))
-                    seen.add(name)
+        for name in listing.dirs:
+            entries.append((name, stat.S_IFDIR, 0))
+            seen.add(name)
+        for part in listing.results:
+            name = part + ".json"
+            child = classify(join(path, name))
+            if child is not None and child.kind is Kind.RESULT:
+                entries.append((name, stat.S_IFREG, 0))
+                seen.add(name)
         extra = self.staging.names(path) if self.staging is not None else []
         for name in [*extra, *self.handles.pending_names(path), *self._placeholder_names(path)]:
             if name not in seen:
@@ -465,11 +427,10 @@ class ResultsOperations(Operations):  # type: ignore[misc]
 
     @_translate
     def statfs(self, path: str) -> dict[str, int]:
-        sv = os.statvfs(self.store.tree.base_fd)
-        keys = ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files", "f_ffree", "f_favail")
-        result = {key: getattr(sv, key) for key in keys}
-        result["f_namemax"] = min(sv.f_namemax, 255)
-        return result
+        found = self.store.backend.statfs()
+        if found is not None:
+            return found
+        return {"f_bsize": 4096, "f_frsize": 4096, "f_namemax": 255}
 
     # ---------------------------------------------------------------- opening and reading
 
@@ -482,72 +443,73 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 fi.fh = self._open_read(node, fi)
             else:
                 self._writable()
-                fi.fh = self._open_write(node, flags, created=False, mode=0o644)
+                fi.fh = self._open_write(node, flags, created=False, mode=0o644, fi=fi)
             return 0
-        if node.kind is Kind.ROOT:
+        if node.kind is Kind.ROOT or self._dir_meta(node) is not None:
             raise _fail(errno.EISDIR)
         if flags & os.O_ACCMODE != os.O_RDONLY:
             self._writable()
-        scratch = self._staging().path(node.path)
-        fd = os.open(scratch, (flags & ~os.O_CREAT) | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = self._staging().open(node.path, flags & ~os.O_CREAT)
         fi.fh = self.handles.add(ScratchHandle(node.path, fd))
         return 0
 
     def _open_read(self, node: Node, fi: Any) -> int:
-        if self.options.isolation is IsolationLevel.SERIALIZABLE and not self.store.leases.wait(
+        if self.options.isolation is IsolationLevel.SERIALIZABLE and not self.store.wait_for_leases(
             node.result_id, self.options.lock_wait, self.holder
         ):
+            lease = self.store.lease(node.result_id)
             self._record_error(
-                node.path, "read", ResultLockedError("leased by another holder (serializable)")
+                node.path,
+                "read",
+                f"leased by {lease.describe() if lease else 'another holder'} (serializable)",
             )
             raise _fail(errno.EBUSY)
         # Readers see the committed version, also while another program is writing a new one.
-        with self.store.tree.directory(node.parent) as dir_fd:
-            try:
-                fd = os.open(node.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-            except FileNotFoundError:
-                if node.path not in self._placeholders:
-                    raise
-                if not self.options.lenient:
-                    self._errors[node.path] = "read: an empty placeholder is not a result yet"
-                    raise _fail(errno.EIO) from None
-                fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-                return self.handles.add(ReadHandle(node.path, fd))
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise _fail(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL)
-            key = _version(st)
-            verdict = self._verdicts.get(key)
-            if verdict is None:
-                verdict = self._verdict(
-                    node, read_all(fd, st.st_size, self.store.max_result_bytes, node.path), st
-                )
-            if verdict.error is not None and not self.options.lenient:
-                self._errors[node.path] = f"read: {verdict.error}"
-                log.warning("%s: refused to open: %s", node.path, verdict.error)
+            version = self.store.open(node.result_id)
+        except (UnsafePathError, CorruptResultError):
+            version = None
+        if version is None:
+            if node.path not in self._placeholders:
+                raise _fail(errno.ENOENT)
+            if not self.options.lenient:
+                self._record_error(node.path, "read", "an empty placeholder is not a result yet")
                 raise _fail(errno.EIO)
-            # Reads bypass the page cache: a writer's O_TRUNC and writes change the size the kernel
-            # believes for every open of the path (its buffer is private to us, not to the
-            # kernel), and a cached read is cut to that size. Direct reads come from this
-            # version's descriptor, whole, whatever the kernel's size says.
+            return self.handles.add(ReadHandle(node.path, None))
+        try:
+            verdict = self.store.verdict(node.result_id, version)
+            if verdict.error is not None and not self.options.lenient:
+                self._record_error(node.path, "read", verdict.error, logged_as="refused to open")
+                raise _fail(errno.EIO)
+            # Reads bypass the page cache: a writer's O_TRUNC and writes change the size the
+            # kernel believes for every open of the path, and a cached read is cut to that
+            # size. Direct reads come whole from this version, whatever the kernel's size says.
             fi.direct_io = 1
             if _HAS_NOFLUSH:
                 fi.noflush = 1  # nothing to commit on close: spare the kernel a FLUSH round trip
         except BaseException:
-            os.close(fd)
+            version.close()
             raise
-        return self.handles.add(ReadHandle(node.path, fd))
+        return self.handles.add(ReadHandle(node.path, version))
 
-    def _open_write(self, node: Node, flags: int, *, created: bool, mode: int) -> int:
-        st = self._result_stat(node)
-        placeholder = self._placeholders.get(node.path) if st is None else None
-        if st is None and not created and placeholder is None:
+    def _open_write(self, node: Node, flags: int, *, created: bool, mode: int, fi: Any) -> int:
+        meta = self._result_meta(node)
+        placeholder = self._placeholders.get(node.path) if meta is None else None
+        if meta is None and not created and placeholder is None:
             raise _fail(errno.ENOENT)
-        # The current bytes as they are: opening a broken result for writing is how one repairs it.
-        buffer = bytearray() if flags & os.O_TRUNC or st is None else bytearray(self._stored_bytes(node))
-        if st is not None:
-            new_mode, owner = stat.S_IMODE(st.st_mode), None
+        buffer = WriteBuffer(self.budget, self._staging().tmpfile, self.store.max_result_bytes)
+        try:
+            if meta is not None and not flags & os.O_TRUNC:
+                # The current bytes as they are: opening a broken result for writing is how one repairs it.
+                version = self.store.open(node.result_id)
+                if version is not None:
+                    with version:
+                        buffer.write(version.read_all(self.store.max_result_bytes), 0)
+        except BaseException:
+            buffer.close()
+            raise
+        if meta is not None:
+            new_mode, owner = meta.mode, None
         elif placeholder is not None:
             new_mode, owner = placeholder.mode, placeholder.owner
         else:
@@ -555,12 +517,17 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         handle = WriteHandle(
             path=node.path,
             buffer=buffer,
-            created=st is None,
+            created=meta is None,
             exclusive=bool(flags & os.O_EXCL),
             mode=new_mode,
             owner=owner,
-            truncated=bool(flags & os.O_TRUNC) and st is not None,
+            append=bool(flags & os.O_APPEND),
+            opener=thread_group(context()[2]),
+            truncated=bool(flags & os.O_TRUNC) and meta is not None,
         )
+        # Each writer reads back its own bytes, and nobody else's: its I/O bypasses the page
+        # cache, which every open of the path shares.
+        fi.direct_io = 1
         return self.handles.add(handle)
 
     @_translate
@@ -569,14 +536,13 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         node = self._new_node(path)
         flags = int(fi.flags)
         if node.kind is Kind.RESULT:
-            if flags & os.O_EXCL and self._result_stat(node) is not None:
+            if flags & os.O_EXCL and self._result_meta(node) is not None:
                 raise _fail(errno.EEXIST)
-            fi.fh = self._open_write(node, flags, created=True, mode=mode)
+            fi.fh = self._open_write(node, flags, created=True, mode=mode, fi=fi)
             return 0
-        if node.kind is Kind.ROOT:
+        if node.kind is Kind.ROOT or self._dir_meta(node) is not None:
             raise _fail(errno.EISDIR)
-        scratch = self._staging().prepare(node.path)
-        fd = os.open(scratch, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, stat.S_IMODE(mode))
+        fd = self._staging().open(node.path, flags | os.O_CREAT, stat.S_IMODE(mode))
         owner = self._new_owner()
         if owner is not None:
             os.fchown(fd, *owner)
@@ -600,21 +566,20 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         if not isinstance(handle, WriteHandle):
             raise _fail(errno.EBADF)
         with handle.lock:
-            if offset < _JSON_HEAD:
-                head = bytes(handle.buffer[:offset]) + data[: _JSON_HEAD - offset]
+            start = handle.buffer.size if handle.append else offset
+            if start < _JSON_HEAD:
+                head = handle.buffer.read(start, 0) + data[: _JSON_HEAD - start]
                 if not envelope.looks_like_json_object_start(head):
                     # What came before a refused write is not what the program meant to store.
                     handle.dirty, handle.failure = False, errno.EINVAL
                     self._record_error(
-                        handle.path,
-                        "write",
-                        CorruptResultError("a result is a JSON object; these bytes cannot start one"),
+                        handle.path, "write", "a result is a JSON object; these bytes cannot start one"
                     )
                     raise _fail(errno.EINVAL)
             try:
-                return handle.write(data, offset, self.store.max_result_bytes)
-            except ResultTooLargeError as exc:
-                handle.dirty, handle.failure = False, errno.EFBIG
+                return handle.write(data, offset)
+            except (ResultsError, OSError) as exc:
+                handle.dirty, handle.failure = False, errno_of(exc)
                 self._record_error(handle.path, "write", exc)
                 raise
 
@@ -623,35 +588,51 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         self._writable()
         handle = self.handles.get(fi.fh) if fi is not None else None
         if isinstance(handle, WriteHandle):
-            with handle.lock:
-                handle.truncate(length, self.store.max_result_bytes)
+            self._truncate_handle(handle, length)
             return 0
         if isinstance(handle, ScratchHandle):
             os.ftruncate(handle.fd, length)
             return 0
         node = self._node(path)
         if node.kind is not Kind.RESULT:
-            os.truncate(self._staging().path(node.path), length)
+            fd = self._staging().open(node.path, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, length)
+            finally:
+                os.close(fd)
             return 0
         pending = self.handles.pending(node.path)
         if pending is not None:
-            with pending.lock:
-                pending.truncate(length, self.store.max_result_bytes)
+            self._truncate_handle(pending, length)
             return 0
         # truncate(2) on a result with no open handle: a whole new content, committed now.
-        raw = self._stored_bytes(node)
-        content = raw[:length] + b"\0" * max(0, length - len(raw))
+        stored = self.store.read(node.result_id).raw
+        content = stored[:length] + b"\0" * max(0, length - len(stored))
         try:
             self._commit_bytes(node, content, exclusive=False)
         finally:
             self._stale.put(node.path)
         return 0
 
+    def _truncate_handle(self, handle: WriteHandle, length: int) -> None:
+        with handle.lock:
+            try:
+                handle.truncate(length)
+            except (ResultsError, OSError) as exc:
+                handle.dirty, handle.failure = False, errno_of(exc)
+                self._record_error(handle.path, "truncate", exc)
+                raise
+
     @_translate
     def flush(self, path: str | None, fi: Any) -> int:
         handle = self.handles.get(fi.fh)
         if isinstance(handle, WriteHandle):
             if handle.dirty:
+                if handle.opener and thread_group(context()[2]) != handle.opener:
+                    # Another process closing its copy of the descriptor (each command of
+                    # `(cat a; cat b) > x.json`): the opener's close, or the last one, commits.
+                    log.debug("%s: close by a process that did not open it; commit deferred", handle.path)
+                    return 0
                 self._commit(handle)
             elif handle.failure is not None:
                 raise _fail(handle.failure)  # the refused data is still what this file holds
@@ -678,30 +659,33 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             return 0
         try:
             if isinstance(handle, WriteHandle):
-                if handle.dirty:
-                    # A refusal is recorded in user.results.error and the log; nobody waits for release.
-                    with suppress(FuseOSError):
-                        self._commit(handle)
-                elif (
-                    handle.truncated and not handle.buffer and handle.failure is None and not handle.unlinked
-                ):
-                    self._record_error(
-                        handle.path,
-                        "truncate",
-                        CorruptResultError(
-                            "opened with O_TRUNC and closed without writing: "
-                            "a result cannot be empty; left as it was"
-                        ),
-                    )
-                    self._stale.put(handle.path)
-                if handle.created and not handle.unlinked and handle.path not in self._placeholders:
-                    node = classify(handle.path)
-                    if node is not None and node.kind is Kind.RESULT and self._result_stat(node) is None:
-                        self._placeholders[handle.path] = self._placeholder_from(handle)
+                self._release_write(handle)
         finally:
             self.handles.remove(fi.fh)
             handle.close()
         return 0
+
+    def _release_write(self, handle: WriteHandle) -> None:
+        if handle.dirty:
+            # A refusal is recorded in user.results.error and the log; nobody waits for release.
+            with suppress(FuseOSError):
+                self._commit(handle)
+        elif handle.truncated and not handle.buffer.size and handle.failure is None and not handle.unlinked:
+            self._record_error(
+                handle.path,
+                "truncate",
+                "opened with O_TRUNC and closed without writing: a result cannot be empty; left as it was",
+            )
+            self._stale.put(handle.path)
+        if (
+            handle.created
+            and not handle.unlinked
+            and handle.detached is None
+            and handle.path not in self._placeholders
+        ):
+            node = classify(handle.path)
+            if node is not None and node.kind is Kind.RESULT and self._result_meta(node) is None:
+                self._placeholders[handle.path] = self._placeholder_from(handle)
 
     def _placeholder_from(self, handle: WriteHandle) -> Placeholder:
         now = time.time_ns()
@@ -713,16 +697,22 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     def _commit(self, handle: WriteHandle) -> None:
         with handle.lock:
             handle.dirty = False
-            node = classify(handle.path)
-            if handle.unlinked or node is None or node.kind is not Kind.RESULT:
+            if handle.unlinked:
                 return
+            if handle.detached is not None:
+                handle.failure = errno.ESTALE
+                self._record_error(handle.path, "commit refused", handle.detached)
+                raise _fail(errno.ESTALE)
+            node = classify(handle.path)
+            if node is None or node.kind is not Kind.RESULT:
+                return
+            change = MetaChange(mode=handle.mode, owner=handle.owner) if handle.created else MetaChange()
             try:
                 self._commit_bytes(
                     node,
-                    bytes(handle.buffer),
+                    handle.buffer.getvalue(),
                     exclusive=handle.exclusive and handle.created,
-                    mode=handle.mode,
-                    owner=handle.owner,
+                    change=change,
                 )
             except FuseOSError as exc:
                 handle.failure = exc.errno
@@ -732,7 +722,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             handle.created = False
             handle.exclusive = False
             if handle.times is not None:
-                self._set_times(node, handle.times)
+                self.store.set_meta(node.result_id, MetaChange(times=handle.times))
 
     def _commit_bytes(
         self,
@@ -740,8 +730,8 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         raw: bytes,
         *,
         exclusive: bool,
-        mode: int | None = None,
-        owner: tuple[int, int] | None = None,
+        change: MetaChange = NO_CHANGE,
+        replace_meta: bool = False,
     ) -> bool:
         """Validate and store ``raw`` as the result at ``node``; errno and a recorded reason on refusal."""
         self._writable()
@@ -753,8 +743,8 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 self.holder,
                 lock_wait=self.options.lock_wait,
                 exclusive=exclusive,
-                new_mode=mode,
-                new_owner=owner,
+                change=change,
+                replace_meta=replace_meta,
             )
         except (ResultsError, OSError) as exc:
             self._record_error(
@@ -782,13 +772,17 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         if node.kind is Kind.RESULT:
             had_pending = any(w.created and not w.unlinked for w in self.handles.writers(node.path))
             had_pending |= self._placeholders.pop(node.path, None) is not None
+            deleted = self.store.delete(
+                node.result_id, self.holder, prune=False, lock_wait=self.options.lock_wait
+            )
             self.handles.mark_unlinked(node.path)
-            deleted = self.store.delete(node.result_id, self.holder, prune=False)
             self._errors.pop(node.path, None)
             if not deleted and not had_pending:
                 raise _fail(errno.ENOENT)
             return 0
-        os.unlink(self._staging().path(node.path))
+        if node.kind is Kind.DIR_OR_SCRATCH and self._dir_meta(node) is not None:
+            raise _fail(errno.EISDIR)
+        self._staging().unlink(node.path)
         return 0
 
     @_translate
@@ -806,12 +800,13 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             return 0
         if node.kind is Kind.ROOT or self._exists(node):
             raise _fail(errno.EEXIST)
-        fd = os.open(
-            self._staging().prepare(node.path),
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-            stat.S_IMODE(mode),
-        )
-        os.close(fd)
+        fd = self._staging().open(node.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(mode))
+        try:
+            owner = self._new_owner()
+            if owner is not None:
+                os.fchown(fd, *owner)
+        finally:
+            os.close(fd)
         return 0
 
     @_translate
@@ -831,30 +826,47 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         if node.kind is not Kind.DIR_OR_SCRATCH:
             log.warning("%s: not a valid ID prefix; directories name parts of result IDs", path)
             raise _fail(errno.EINVAL)
-        with self.store.tree.directory(node.parent) as dir_fd:
-            os.mkdir(node.name, stat.S_IMODE(mode), dir_fd=dir_fd)
-            owner = self._new_owner()
-            if owner is not None:
-                os.chown(node.name, *owner, dir_fd=dir_fd, follow_symlinks=False)
+        if self._is_scratch(node):
+            raise _fail(errno.EEXIST)
+        # The kernel has applied the caller's umask to ``mode``; nothing else is applied.
+        self.store.mkdir(node.parts, MetaChange(mode=stat.S_IMODE(mode), owner=self._new_owner()))
         return 0
 
     @_translate
     def rmdir(self, path: str) -> int:
         self._writable()
         node = self._node(path)
-        if node.kind is not Kind.DIR_OR_SCRATCH or self._dir_stat(node) is None:
-            raise _fail(errno.ENOTDIR if node.kind is not Kind.ROOT else errno.EBUSY)
-        staging = self._staging()
-        if (
-            not staging.is_empty_dir(node.path)
-            or self.handles.pending_names(node.path)
-            or self._placeholder_names(node.path)
-        ):
+        if node.kind is Kind.ROOT:
+            raise _fail(errno.EBUSY)
+        if node.kind is not Kind.DIR_OR_SCRATCH or self._dir_meta(node) is None:
+            raise _fail(errno.ENOTDIR if self._exists(node) else errno.ENOENT)
+        if self._holds_mount_entries(node.path):
             raise _fail(errno.ENOTEMPTY)
-        with self.store.tree.directory(node.parent) as dir_fd:
-            os.rmdir(node.name, dir_fd=dir_fd)
-        staging.remove_dir(node.path)
+        self.store.rmdir(node.parts)
+        if self.staging is not None:
+            self.staging.remove_dir(node.path)
         return 0
+
+    def _holds_mount_entries(self, directory: str) -> bool:
+        """True if scratch files, placeholders or new results being written live at or below ``directory``."""
+        return bool(
+            (self.staging is not None and self.staging.has_files(directory))
+            or self.handles.has_pending_below(directory)
+            or self._has_placeholder_below(directory)
+        )
+
+    def _exists(self, node: Node) -> bool:
+        if node.kind is Kind.ROOT:
+            return True
+        if node.kind is Kind.RESULT:
+            return (
+                self._result_meta(node) is not None
+                or self.handles.pending(node.path) is not None
+                or node.path in self._placeholders
+            )
+        if node.kind is Kind.DIR_OR_SCRATCH and self._dir_meta(node) is not None:
+            return True
+        return self._is_scratch(node)
 
     @_translate
     def rename(self, old: str, new: str, flags: int = 0) -> int:
@@ -864,12 +876,18 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             raise _fail(errno.EINVAL)
         if src.kind is Kind.ROOT or dst.kind is Kind.ROOT:
             raise _fail(errno.EBUSY)
+        if not self._exists(src):
+            raise _fail(errno.ENOENT)
         if flags & RENAME_NOREPLACE and self._exists(dst):
             raise _fail(errno.EEXIST)
-        src_is_dir = src.kind is Kind.DIR_OR_SCRATCH and self._dir_stat(src) is not None
-        moved_placeholder = src.path in self._placeholders and self._result_stat(src) is None
+        if src.path == dst.path:
+            return 0
+        src_is_dir = self._dir_meta(src) is not None
+        moved_placeholder = src.path in self._placeholders and self._result_meta(src) is None
         if src_is_dir:
             self._rename_dir(src, dst)
+        elif self._dir_meta(dst) is not None:
+            raise _fail(errno.EISDIR)
         elif moved_placeholder:
             self._rename_placeholder(src, dst)
         elif src.kind is Kind.RESULT and dst.kind is Kind.RESULT:
@@ -878,237 +896,205 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 if self.options.on_exists is SetBehavior.OVERWRITE
                 else SetBehavior.RAISE_IF_EXISTS
             )
-            self.store.rename(src.result_id, dst.result_id, behavior, self.holder)
+            self.store.rename(
+                src.result_id, dst.result_id, behavior, self.holder, lock_wait=self.options.lock_wait
+            )
         elif dst.kind is Kind.RESULT:
             self._commit_scratch(src, dst, exclusive=bool(flags & RENAME_NOREPLACE))
         elif src.kind is Kind.RESULT:
             self._result_to_scratch(src, dst)
         else:
-            if dst.kind is Kind.DIR_OR_SCRATCH and self._dir_stat(dst) is not None:
-                raise _fail(errno.EISDIR)
-            staging = self._staging()
-            os.rename(staging.path(src.path), staging.prepare(dst.path))
+            self._staging().rename(src.path, dst.path)
         # Whatever was at the destination (a placeholder too) is replaced, unless the placeholder
-        # is what moved there; nothing stays at the source.
+        # is what moved there; nothing stays at the source. Writers of the replaced destination
+        # no longer write the result there: the descriptor follows the replaced file, not the name.
+        self.handles.detach(
+            dst.path,
+            f"{dst.path} was replaced by a rename of {src.path} while this file was open for writing",
+        )
         for path in (old, new):
             self._errors.pop(path, None)
         self._placeholders.pop(old, None)
         if not moved_placeholder:
             self._placeholders.pop(new, None)
         self.handles.move(old, new)
+        if dst.kind is not Kind.RESULT:
+            self.handles.detach(
+                dst.path,
+                f"the result was renamed to {dst.path}, which is not a result name, while open for writing",
+            )
         return 0
 
     def _rename_placeholder(self, src: Node, dst: Node) -> None:
         if dst.kind is Kind.RESULT:
-            if self._result_stat(dst) is not None:
+            if self._result_meta(dst) is not None:
                 log.warning("%s: an empty file cannot replace result %r", src.path, dst.result_id)
                 raise _fail(errno.EINVAL)
             self._placeholders[dst.path] = self._placeholders.pop(src.path)
             return
         placeholder = self._placeholders.pop(src.path)
-        fd = os.open(
-            self._staging().prepare(dst.path),
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
-            placeholder.mode,
+        self._staging().write_new(
+            dst.path, b"", placeholder.mode, (placeholder.atime_ns, placeholder.mtime_ns)
         )
-        os.close(fd)
-
-    def _exists(self, node: Node) -> bool:
-        if node.kind is Kind.RESULT:
-            return (
-                self._result_stat(node) is not None
-                or self.handles.pending(node.path) is not None
-                or node.path in self._placeholders
-            )
-        if node.kind is Kind.DIR_OR_SCRATCH and self._dir_stat(node) is not None:
-            return True
-        return self.staging is not None and self.staging.lstat(node.path) is not None
 
     def _commit_scratch(self, src: Node, dst: Node, *, exclusive: bool) -> None:
-        """``mv tmp x.json``: the scratch file's bytes become the result, or the rename fails."""
-        scratch = self._staging().path(src.path)
-        fd = os.open(scratch, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        """``mv tmp x.json``: the scratch file's bytes become the result, or the rename fails.
+
+        The new result takes the scratch file's mode and, as root, its owner, as a rename on a
+        local filesystem gives the replaced name the file that moved there. A rename that
+        stores nothing (``--on-exists skip`` onto a result) is refused and keeps its source.
+        """
+        staging = self._staging()
+        fd = staging.open(src.path, os.O_RDONLY)
         try:
             st = os.fstat(fd)
-            raw = read_all(fd, st.st_size, self.store.max_result_bytes, src.path)
+            if st.st_size > self.store.max_result_bytes:
+                raise _fail(errno.EFBIG)
+            raw = b""
+            while chunk := os.pread(fd, self.store.max_result_bytes + 1 - len(raw), len(raw)):
+                raw += chunk
+                if len(raw) > self.store.max_result_bytes:
+                    raise _fail(errno.EFBIG)
         finally:
             os.close(fd)
         owner = (st.st_uid, st.st_gid) if self._is_root else None
-        self._commit_bytes(dst, raw, exclusive=exclusive, mode=stat.S_IMODE(st.st_mode), owner=owner)
-        os.unlink(scratch)
+        change = MetaChange(mode=stat.S_IMODE(st.st_mode), owner=owner)
+        written = self._commit_bytes(dst, raw, exclusive=exclusive, change=change, replace_meta=True)
+        if not written and self.options.on_exists is SetBehavior.SKIP_IF_EXISTS:
+            self._record_error(
+                dst.path,
+                "rename refused",
+                f"a result exists and --on-exists skip keeps it; {src.path} was not stored and is kept",
+            )
+            raise _fail(errno.EEXIST)
+        staging.unlink(src.path)
 
     def _result_to_scratch(self, src: Node, dst: Node) -> None:
-        """``mv x.json x.json~`` (an editor's backup): the result leaves the store for the staging area."""
-        stored = self.store.read(src.result_id)
-        target = self._staging().prepare(dst.path)
-        fd = os.open(
-            target,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-            stat.S_IMODE(stored.stat.st_mode),
-        )
-        try:
-            os.write(fd, stored.raw)
-            os.utime(fd, ns=(stored.stat.st_atime_ns, stored.stat.st_mtime_ns))
-        finally:
-            os.close(fd)
-        try:
-            self.store.delete(src.result_id, self.holder, prune=False)
-        except BaseException:
-            os.unlink(target)
-            raise
+        """``mv x.json x.json~`` (an editor's backup): the result leaves the store for a scratch file.
+
+        The store hands over the bytes and deletes the result in one transaction, after the
+        scratch file is written: no commit lands in between, and nothing is lost if writing fails.
+        """
+        staging = self._staging()
+
+        def keep(raw: bytes, meta: Meta) -> None:
+            staging.write_new(dst.path, raw, meta.mode, (meta.atime_ns, meta.mtime_ns))
+
+        self.store.take(src.result_id, keep, self.holder, lock_wait=self.options.lock_wait)
 
     def _rename_dir(self, src: Node, dst: Node) -> None:
         if dst.kind is not Kind.DIR_OR_SCRATCH:
             raise _fail(errno.EINVAL if dst.kind is not Kind.RESULT else errno.ENOTDIR)
-        prefix = "/".join(src.parts)
-        with self.store.locks.hold(*self.store.iter_ids(prefix)):
-            for rid in self.store.iter_ids(prefix):
-                blocking = self.store.leases.blocking_lease(rid, self.holder)
-                if blocking is not None:
-                    self._record_error(
-                        src.path, "rename", ResultLockedError(f"{rid!r} is leased by {blocking.holder!r}")
-                    )
-                    raise _fail(errno.EBUSY)
-            with (
-                self.store.tree.directory(src.parent) as src_fd,
-                self.store.tree.directory(dst.parent) as dst_fd,
-            ):
-                os.rename(src.name, dst.name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-        self._staging().move_dir(src.path, dst.path)
+        if self._is_scratch(dst):
+            raise _fail(errno.ENOTDIR)
+        if self._dir_meta(dst) is not None and self._holds_mount_entries(dst.path):
+            # Scratch files, placeholders and pending writes are entries of the target: POSIX
+            # refuses to replace a directory that is not empty.
+            raise _fail(errno.ENOTEMPTY)
+        self.store.rename_dir(src.parts, dst.parts, self.holder)
+        if self.staging is not None:
+            self.staging.move_dir(src.path, dst.path)
+        prefix = src.path.rstrip("/") + "/"
+        for path in [p for p in list(self._placeholders) if p.startswith(prefix)]:
+            self._placeholders[dst.path + path[len(src.path) :]] = self._placeholders.pop(path)
 
     # ---------------------------------------------------------------- attributes
+
+    def _metadata_target(self, node: Node, change: MetaChange) -> None:
+        """Apply a metadata change to whatever ``node`` is; every path goes through a descriptor."""
+        if node.kind is Kind.ROOT or self._dir_meta(node) is not None:
+            try:
+                self.store.set_dir_meta(node.parts, change)
+            except ResultsError as exc:
+                self._record_error(node.path, "metadata", exc)
+                raise
+            return
+        if node.kind is Kind.RESULT:
+            for handle in self.handles.writers(node.path):
+                if handle.created:
+                    handle.mode = change.mode if change.mode is not None else handle.mode
+                    if change.owner is not None:
+                        current = handle.owner or (os.geteuid(), os.getegid())
+                        handle.owner = (
+                            current[0] if change.owner[0] < 0 else change.owner[0],
+                            current[1] if change.owner[1] < 0 else change.owner[1],
+                        )
+                if change.times is not None and (handle.dirty or handle.created):
+                    handle.times = change.times
+            if self._result_meta(node) is not None:
+                try:
+                    self.store.set_meta(node.result_id, change)
+                except ResultsError as exc:
+                    self._record_error(node.path, "metadata", exc)
+                    raise
+                return
+            placeholder = self._placeholders.get(node.path)
+            if placeholder is not None:
+                self._change_placeholder(placeholder, change)
+            elif self.handles.pending(node.path) is None:
+                raise _fail(errno.ENOENT)
+            return
+        self._staging().set_meta(node.path, change)
+
+    @staticmethod
+    def _change_placeholder(placeholder: Placeholder, change: MetaChange) -> None:
+        if change.mode is not None:
+            placeholder.mode = change.mode
+        if change.owner is not None:
+            current = placeholder.owner or (os.geteuid(), os.getegid())
+            placeholder.owner = (
+                current[0] if change.owner[0] < 0 else change.owner[0],
+                current[1] if change.owner[1] < 0 else change.owner[1],
+            )
+        if change.times is not None:
+            atime, mtime = change.times
+            placeholder.atime_ns = atime if atime != OMIT else placeholder.atime_ns
+            placeholder.mtime_ns = mtime if mtime != OMIT else placeholder.mtime_ns
 
     @_translate
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
         self._writable()
-        node = self._node(path)
-        now = time.time_ns()
-        for handle in self.handles.writers(node.path):
-            if handle.dirty or handle.created:
-                handle.times = _resolve_times(times, now, None)
-        if node.kind is Kind.RESULT:
-            placeholder = self._placeholders.get(node.path)
-            if self._result_stat(node) is not None:
-                self._set_times(node, _resolve_times(times, now, None))
-            elif placeholder is not None:
-                atime, mtime = _resolve_times(times, now, None)
-                placeholder.atime_ns = atime if atime >= 0 else placeholder.atime_ns
-                placeholder.mtime_ns = mtime if mtime >= 0 else placeholder.mtime_ns
-            elif self.handles.pending(node.path) is None:
-                raise _fail(errno.ENOENT)
-            return 0
-        target = self._other_path(node)
-        current = os.lstat(target)
-        os.utime(target, ns=_resolve_times(times, now, current), follow_symlinks=False)
+        self._metadata_target(self._node(path), MetaChange(times=_resolve_times(times, time.time_ns())))
         return 0
-
-    def _open_for_metadata(self, node: Node) -> int:
-        """A descriptor of a result's file whose metadata may be changed.
-
-        A file with other hard links is refused: changing its mode, owner or times would
-        change a file outside the store, or another store's result.
-        """
-        with self.store.tree.directory(node.parent) as dir_fd:
-            fd = os.open(node.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-        links = os.fstat(fd).st_nlink
-        if links > 1:
-            os.close(fd)
-            self._record_error(
-                node.path,
-                "metadata",
-                UnsafePathError(f"the file has {links} hard links; its metadata is not changed"),
-            )
-            raise _fail(errno.EPERM)
-        return fd
-
-    def _set_times(self, node: Node, times: tuple[int, int]) -> None:
-        fd = self._open_for_metadata(node)
-        try:
-            current = os.fstat(fd)
-            atime = current.st_atime_ns if times[0] < 0 else times[0]
-            mtime = current.st_mtime_ns if times[1] < 0 else times[1]
-            os.utime(fd, ns=(atime, mtime))
-        finally:
-            os.close(fd)
-
-    def _other_path(self, node: Node) -> str:
-        """The real path of a directory or scratch file (never a result)."""
-        if node.kind is Kind.ROOT:
-            return str(self.store.base_dir)
-        if node.kind is Kind.DIR_OR_SCRATCH and self._dir_stat(node) is not None:
-            self._unsafe_check(node)
-            return str(self.store.tree.path(node.parts))
-        return str(self._staging().path(node.path))
-
-    def _unsafe_check(self, node: Node) -> None:
-        # Walking the parents with O_NOFOLLOW refuses a planted symlink before we use the path.
-        os.close(self.store.tree.open_dir(node.parts))
 
     @_translate
     def chmod(self, path: str, mode: int) -> int:
         self._writable()
-        node = self._node(path)
-        for handle in self.handles.writers(node.path):
-            if handle.created:
-                handle.mode = stat.S_IMODE(mode)
-        if node.kind is Kind.RESULT:
-            if self._result_stat(node) is None:
-                placeholder = self._placeholders.get(node.path)
-                if placeholder is not None:
-                    placeholder.mode = stat.S_IMODE(mode)
-                elif self.handles.pending(node.path) is None:
-                    raise _fail(errno.ENOENT)
-                return 0
-            fd = self._open_for_metadata(node)
-            try:
-                os.fchmod(fd, stat.S_IMODE(mode))
-            finally:
-                os.close(fd)
-            return 0
-        os.chmod(self._other_path(node), stat.S_IMODE(mode))
+        self._metadata_target(self._node(path), MetaChange(mode=stat.S_IMODE(mode)))
         return 0
 
     @_translate
     def chown(self, path: str, uid: int, gid: int) -> int:
         self._writable()
         node = self._node(path)
-        if node.kind is Kind.RESULT:
-            st = self._result_stat(node)
-            if st is None:
-                owners: list[Any] = [*self.handles.writers(node.path)]
-                if node.path in self._placeholders:
-                    owners.append(self._placeholders[node.path])
-                for holder in owners:
-                    current = holder.owner or (os.geteuid(), os.getegid())
-                    holder.owner = (current[0] if uid < 0 else uid, current[1] if gid < 0 else gid)
-                return 0
-            fd = self._open_for_metadata(node)
-            try:
-                os.fchown(fd, uid, gid)
-            finally:
-                os.close(fd)
+        if uid < 0 and gid < 0:
             return 0
-        os.chown(self._other_path(node), uid, gid, follow_symlinks=False)
+        if node.kind is not Kind.RESULT or self._result_meta(node) is not None:
+            # chown(-1, gid): keep the uid. The store takes a whole owner; fill in the current one.
+            current = self.getattr(path)
+            uid = current["st_uid"] if uid < 0 else uid
+            gid = current["st_gid"] if gid < 0 else gid
+        self._metadata_target(node, MetaChange(owner=(uid, gid)))
         return 0
 
     @_translate
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         node = self._node(path)
         if node.kind is not Kind.RESULT:
-            if node.kind is Kind.ROOT or self._dir_stat(node) is not None:
+            if node.kind is Kind.ROOT or self._dir_meta(node) is not None:
                 raise _fail(ENOATTR)
-            return os.getxattr(self._other_path(node), name, follow_symlinks=False)
+            return self._staging().getxattr(node.path, name)
         if not name.startswith(xattrs.PREFIX):
             raise _fail(ENOATTR)  # the fast answer to ls -l (security.selinux, POSIX ACLs) and write
-        if self._result_stat(node) is None:
+        error = self._error_of(node.path)
+        if self._result_meta(node) is None:
             # A placeholder (or a new result whose commit was refused) shows only its error.
-            error = self._errors.get(node.path) if name == xattrs.ERROR else None
-            if error is None:
+            if name != xattrs.ERROR or error is None:
                 raise _fail(ENOATTR)
             return error.encode("utf-8")
-        env = self._envelope_of(node) if xattrs.needs_envelope(name) else None
-        lease = self.store.leases.current(node.result_id) if xattrs.needs_lease(name) else None
-        found = xattrs.value(name, env, lease, self._errors.get(node.path))
+        env = self.store.envelope_of(node.result_id) if xattrs.needs_envelope(name) else None
+        lease = self.store.lease(node.result_id) if xattrs.needs_lease(name) else None
+        found = xattrs.value(name, env, lease, error)
         if found is None:
             raise _fail(ENOATTR)
         return found.encode("utf-8")
@@ -1117,51 +1103,49 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     def listxattr(self, path: str) -> list[str]:
         node = self._node(path)
         if node.kind is Kind.RESULT:
-            if self._result_stat(node) is None:
-                return [xattrs.ERROR] if node.path in self._errors else []
-            env = self._envelope_of(node)
-            lease = self.store.leases.current(node.result_id)
-            return xattrs.names(env, lease, self._errors.get(node.path))
-        if node.kind is Kind.ROOT or self._dir_stat(node) is not None:
+            error = self._error_of(node.path)
+            if self._result_meta(node) is None:
+                return [xattrs.ERROR] if error is not None else []
+            return xattrs.names(
+                self.store.envelope_of(node.result_id), self.store.lease(node.result_id), error
+            )
+        if node.kind is Kind.ROOT or self._dir_meta(node) is not None:
             return []
-        return os.listxattr(self._other_path(node), follow_symlinks=False)
+        return self._staging().listxattr(node.path)
 
     @_translate
     def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:
         self._writable()
         node = self._node(path)
-        if node.kind is Kind.RESULT or node.kind is Kind.ROOT or self._dir_stat(node) is not None:
+        if node.kind is Kind.RESULT or node.kind is Kind.ROOT or self._dir_meta(node) is not None:
             if xattrs.is_ours(name):
                 return 0  # computed attributes: copying them back in is accepted and changes nothing
             raise _fail(errno.ENOTSUP)
-        os.setxattr(self._other_path(node), name, value, options, follow_symlinks=False)
+        self._staging().setxattr(node.path, name, value, options)
         return 0
 
     @_translate
     def removexattr(self, path: str, name: str) -> int:
         self._writable()
         node = self._node(path)
-        if node.kind is Kind.RESULT or node.kind is Kind.ROOT or self._dir_stat(node) is not None:
+        if node.kind is Kind.RESULT or node.kind is Kind.ROOT or self._dir_meta(node) is not None:
             if xattrs.is_ours(name):
                 return 0
             raise _fail(ENOATTR)
-        os.removexattr(self._other_path(node), name, follow_symlinks=False)
+        self._staging().removexattr(node.path, name)
         return 0
 
 
-def _resolve_times(
-    times: tuple[int, int] | None, now: int, current: os.stat_result | None
-) -> tuple[int, int]:
-    """``utimens`` arguments as nanoseconds; ``UTIME_OMIT`` keeps ``current`` (or -1 if unknown)."""
+def _resolve_times(times: tuple[int, int] | None, now: int) -> tuple[int, int]:
+    """``utimens`` arguments as nanoseconds: ``UTIME_NOW`` is now, ``UTIME_OMIT`` is :data:`OMIT`."""
     if times is None:
         return (now, now)
     resolved = []
-    kept_times = (current.st_atime_ns, current.st_mtime_ns) if current else (-1, -1)
-    for value, kept in zip(times, kept_times, strict=True):
+    for value in times:
         if value == _UTIME_NOW:
             resolved.append(now)
         elif value == _UTIME_OMIT:
-            resolved.append(kept)
+            resolved.append(OMIT)
         else:
             resolved.append(int(value))
     return (resolved[0], resolved[1])
