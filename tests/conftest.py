@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -98,3 +102,55 @@ def helpers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     binary = tmp_path_factory.mktemp("bin") / "helpers"
     subprocess.run(["cc", "-Wall", "-o", str(binary), str(TESTS_DIR / "helpers.c")], check=True)
     return binary
+
+
+@dataclass(frozen=True)
+class OtherUser:
+    """A second, unprivileged user: commands run as it through setpriv."""
+
+    name: str
+    uid: int
+    gid: int
+
+    def run(self, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a bash command line as this user."""
+        return subprocess.run(
+            ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "bash", "-c", command],
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def other_user() -> Iterator[OtherUser]:
+    """A system user created for the test (and removed after it, if the test made it)."""
+    name = "rfs-tester"
+
+    def ids() -> tuple[int, int]:
+        found = [
+            int(subprocess.run(["id", flag, name], capture_output=True, text=True, check=True).stdout)
+            for flag in ("-u", "-g")
+        ]
+        return found[0], found[1]
+
+    created = subprocess.run(["id", "-u", name], capture_output=True).returncode != 0
+    if created:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True
+        )
+    try:
+        uid, gid = ids()
+        yield OtherUser(name, uid, gid)
+    finally:
+        if created:
+            subprocess.run(["userdel", name], check=False)
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory every user can reach (pytest's own tmp is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="rfs-users-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -444,7 +444,11 @@ class TestReviewFindings:
             os.write(fd, b"{")  # pending, one byte long
             reader = subprocess.run(["cat", str(path)], capture_output=True, timeout=30)
             assert reader.stdout == before
-            assert os.stat(path).st_size == len(before)
+            other = subprocess.run(
+                ["stat", "-c", "%s", str(path)], capture_output=True, text=True, timeout=30
+            )
+            assert int(other.stdout) == len(before)  # everyone else sees the committed result
+            assert os.stat(path).st_size == 1  # the writer sees what it wrote
         finally:
             with pytest.raises(OSError):
                 os.close(fd)

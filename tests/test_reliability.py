@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import OtherUser
 from models import Counter, Metrics
 from mounting import MODELS, mount_state, mounted, resultsfs, sh, start, stop, wait_until, write_errno
 from resultsfs import FileBackend, ResultStore, SetBehavior
@@ -300,87 +300,47 @@ class TestKilledDaemonAndWriters:
 
 
 class TestOtherUsers:
-    USER = "rfs-tester"
-
-    @pytest.fixture
-    def tester(self) -> Iterator[tuple[int, int]]:
-        created = subprocess.run(["id", "-u", self.USER], capture_output=True).returncode != 0
-        if created:
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", self.USER],
-                check=True,
-            )
-        try:
-            uid = int(
-                subprocess.run(["id", "-u", self.USER], capture_output=True, text=True, check=True).stdout
-            )
-            gid = int(
-                subprocess.run(["id", "-g", self.USER], capture_output=True, text=True, check=True).stdout
-            )
-            yield uid, gid
-        finally:
-            if created:
-                subprocess.run(["userdel", self.USER], check=False)
-
-    @pytest.fixture
-    def open_dir(self) -> Iterator[Path]:
-        """A directory every user can reach (pytest's own tmp is private to root)."""
-        import tempfile
-
-        path = Path(tempfile.mkdtemp(prefix="rfs-users-", dir="/tmp"))
-        path.chmod(0o755)
-        try:
-            yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
-
-    def _as(self, who: tuple[int, int], command: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["setpriv", f"--reuid={who[0]}", f"--regid={who[1]}", "--clear-groups", "bash", "-c", command],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-
     def test_allow_other_follows_the_backing_modes_and_protects_leases(
-        self, tester: tuple[int, int], open_dir: Path
+        self, other_user: OtherUser, shared_dir: Path
     ) -> None:
-        store = open_dir / "store"
+        store = shared_dir / "store"
         backend = FileBackend(store)
         backend.set("pub", Counter(writer="root", value=1))
         backend.set("priv", Counter(writer="root", value=2))
         (store / "priv.json").chmod(0o600)
         (store / "theirs").mkdir()
-        os.chown(store / "theirs", *tester)
-        with mounted(store, open_dir / "mnt", ["--allow-other"]) as m:
+        os.chown(store / "theirs", other_user.uid, other_user.gid)
+        with mounted(store, shared_dir / "mnt", ["--allow-other"]) as m:
             mnt = m.mnt
-            assert self._as(tester, f"cat {mnt}/pub.json").returncode == 0
-            denied = self._as(tester, f"cat {mnt}/priv.json")
+            assert other_user.run(f"cat {mnt}/pub.json").returncode == 0
+            denied = other_user.run(f"cat {mnt}/priv.json")
             assert denied.returncode == 1 and "Permission denied" in denied.stderr
-            assert "Permission denied" in self._as(tester, f"echo '{{}}' > {mnt}/pub.json").stderr
-            assert "Permission denied" in self._as(tester, f"cp {mnt}/pub.json {mnt}/new.json").stderr
-            assert "Permission denied" in self._as(tester, f"rm {mnt}/pub.json").stderr
-            made = self._as(tester, f"cp {mnt}/pub.json {mnt}/theirs/mine.json")
+            assert "Permission denied" in other_user.run(f"echo '{{}}' > {mnt}/pub.json").stderr
+            assert "Permission denied" in other_user.run(f"cp {mnt}/pub.json {mnt}/new.json").stderr
+            assert "Permission denied" in other_user.run(f"rm {mnt}/pub.json").stderr
+            made = other_user.run(f"cp {mnt}/pub.json {mnt}/theirs/mine.json")
             assert made.returncode == 0, made.stderr
             st = (store / "theirs" / "mine.json").stat()
-            assert (st.st_uid, st.st_gid) == tester
+            assert (st.st_uid, st.st_gid) == (other_user.uid, other_user.gid)
             # The store's own files are out of reach through the mount.
-            listing = self._as(tester, f"ls -a {mnt}; cat {mnt}/.resultsfs/leases/*")
+            listing = other_user.run(f"ls -a {mnt}; cat {mnt}/.resultsfs/leases/*")
             assert ".resultsfs" not in listing.stdout and "No such file" in listing.stderr
             # A lease held by someone else cannot be broken or written through.
             backend.acquire_lock("theirs/mine", holder="root-job")
-            self._as(tester, f"setfattr -n user.results.lock.holder -v me {mnt}/theirs/mine.json")
+            other_user.run(f"setfattr -n user.results.lock.holder -v me {mnt}/theirs/mine.json")
             assert backend.store.lease("theirs/mine").holder == "root-job"  # type: ignore[union-attr]
-            busy = self._as(tester, f"cp {mnt}/pub.json {mnt}/theirs/mine.json")
+            busy = other_user.run(f"cp {mnt}/pub.json {mnt}/theirs/mine.json")
             assert busy.returncode == 1 and "busy" in busy.stderr
-            assert self._as(tester, f"rm {mnt}/theirs/mine.json").returncode == 1
+            assert other_user.run(f"rm {mnt}/theirs/mine.json").returncode == 1
             assert backend.exists("theirs/mine")
 
     def test_without_allow_other_other_users_are_kept_out(
-        self, tester: tuple[int, int], open_dir: Path
+        self, other_user: OtherUser, shared_dir: Path
     ) -> None:
-        store = open_dir / "store"
+        store = shared_dir / "store"
         FileBackend(store).set("pub", Counter(writer="root", value=1))
-        with mounted(store, open_dir / "mnt") as m:
-            done = self._as(tester, f"ls {m.mnt}")
+        with mounted(store, shared_dir / "mnt") as m:
+            done = other_user.run(f"ls {m.mnt}")
             assert done.returncode != 0 and "Permission denied" in done.stderr
 
 

@@ -19,7 +19,7 @@ import click
 from resultsfs import __version__, registry
 from resultsfs.backends import open_backend
 from resultsfs.errors import ResultsError
-from resultsfs.fs import DEFAULT_CACHE_TIMEOUT, DEFAULT_THREADS
+from resultsfs.fs import DEFAULT_CACHE_TIMEOUT, DEFAULT_MEMORY_BUDGET, DEFAULT_PENDING_LIMIT, DEFAULT_THREADS
 from resultsfs.leases import IsolationLevel
 from resultsfs.store import DEFAULT_MAX_RESULT_BYTES, ResultStore, SetBehavior
 
@@ -125,6 +125,20 @@ def main() -> None:
     help="Refuse results larger than this (EFBIG).",
 )
 @click.option(
+    "--max-pending-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_PENDING_LIMIT,
+    show_default=True,
+    help="Uncommitted writes all open files may hold together (memory and disk); then ENOSPC.",
+)
+@click.option(
+    "--buffer-memory",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MEMORY_BUDGET,
+    show_default=True,
+    help="Memory write buffers may use together; larger ones spill to private files on disk.",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1, max=64),
     default=DEFAULT_THREADS,
@@ -158,6 +172,8 @@ def mount(
     log_file: Path | None,
     pid_file: Path | None,
     max_result_bytes: int,
+    max_pending_bytes: int,
+    buffer_memory: int,
     threads: int,
     cache_timeout: float,
     debug: bool,
@@ -174,6 +190,8 @@ def mount(
         lenient=lenient,
         lock_wait=lock_wait,
         isolation=ISOLATION[isolation],
+        buffer_memory=buffer_memory,
+        max_pending_bytes=max_pending_bytes,
     )
     do_mount(
         MountConfig(

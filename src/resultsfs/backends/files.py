@@ -390,12 +390,13 @@ class FileBackend(ResultsBackend):
         self._check_writable()
         with self.tree.directory(parts[:-1]) as dir_fd:
             os.mkdir(parts[-1], change.mode if change.mode is not None else 0o777, dir_fd=dir_fd)
-            if change.owner is not None or change.times is not None:
+            if change:
+                # An explicit mode is exact: the process's umask is not applied on top of it.
                 fd = os.open(
                     parts[-1], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd
                 )
                 try:
-                    self._set_meta(fd, MetaChange(owner=change.owner, times=change.times), self.url)
+                    self._set_meta(fd, change, self.url)
                 finally:
                     os.close(fd)
 

@@ -31,13 +31,10 @@ from dataclasses import dataclass, field
 
 from resultsfs.backends.base import Version
 from resultsfs.errors import ResultTooLargeError
+from resultsfs.fs import DEFAULT_MEMORY_BUDGET, DEFAULT_PENDING_LIMIT
 
 #: A write buffer keeps at most this much in memory before it spills to disk.
 MEMORY_PER_BUFFER = 256 * 1024
-#: All write buffers together keep at most this much in memory (the rest spills).
-DEFAULT_MEMORY_BUDGET = 64 * 1024 * 1024
-#: All write buffers together may hold at most this much (memory and disk); then ENOSPC.
-DEFAULT_PENDING_LIMIT = 1024 * 1024 * 1024
 
 try:
     _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)

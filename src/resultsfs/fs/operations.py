@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from resultsfs import envelope
 from resultsfs.backends.base import NO_CHANGE, OMIT, Meta, MetaChange
 from resultsfs.errors import CorruptResultError, ResultsError, StoreReplacedError, UnsafePathError
-from resultsfs.fs import xattrs
+from resultsfs.fs import DEFAULT_MEMORY_BUDGET, DEFAULT_PENDING_LIMIT, xattrs
 from resultsfs.fs.binding import (
     ENOATTR,
     RENAME_EXCHANGE,
@@ -45,8 +45,6 @@ from resultsfs.fs.binding import (
 )
 from resultsfs.fs.errnos import errno_of
 from resultsfs.fs.handles import (
-    DEFAULT_MEMORY_BUDGET,
-    DEFAULT_PENDING_LIMIT,
     BufferBudget,
     HandleTable,
     ReadHandle,
@@ -339,6 +337,11 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             # Everyone sees the committed result (its size is what a reader reads); only a
             # result that does not exist yet shows the writer's pending size.
             meta = self._result_meta(node)
+            own = self._callers_writer(node.path) if meta is not None else None
+            if own is not None:
+                # fstat by a writer (the kernel sends it without the file handle): it sees the
+                # size of what it wrote, as on any filesystem.
+                return self._pending_attrs(own)
             if meta is not None:
                 return _meta_attrs(meta, stat.S_IFREG)
             pending = self.handles.pending(node.path)
@@ -356,6 +359,15 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         if scratch is None or not stat.S_ISREG(scratch.st_mode):
             raise _fail(errno.ENOENT)
         return _stat_attrs(scratch)
+
+    def _callers_writer(self, path: str) -> WriteHandle | None:
+        """The newest write handle on ``path`` opened by the process making this request."""
+        writers = self.handles.writers(path)
+        if not writers:
+            return None
+        caller = thread_group(context()[2])
+        mine = [w for w in writers if w.opener == caller and not w.unlinked and w.detached is None]
+        return mine[-1] if mine else None
 
     def _pending_attrs(self, handle: WriteHandle) -> dict[str, int]:
         node = classify(handle.path)

@@ -263,9 +263,17 @@ class Staging:
                 "/" + "/".join(parts),
                 size,
             )
+        ours = os.fstat(self.tree.base_fd)
         self.tree.close()
-        with suppress(OSError):
-            remove_tree(self._parent_fd, self.name)
+        try:
+            there = os.stat(self.name, dir_fd=self._parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            there = None
+        if there is not None and (there.st_dev, there.st_ino) == (ours.st_dev, ours.st_ino):
+            with suppress(OSError):
+                remove_tree(self._parent_fd, self.name)
+        elif there is not None:
+            log.error("%s is no longer the staging directory this mount made; left as it is", self.root)
         os.close(self._parent_fd)
 
 

@@ -1,0 +1,452 @@
+"""The defects an adversarial probe of the mount found: each test reproduced one before its fix.
+
+Grouped as the probe reported them: data loss, wrong data served, the store's walls, and
+requests that hung or failed unclearly. Each test says the rule it holds in one sentence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import random
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import OtherUser
+from models import Counter
+from mounting import Mount, mounted, sh, wait_until, write_errno
+from resultsfs import FileBackend, ResultStore, SetBehavior
+
+
+def _envelope(value: int, size: int = 0) -> bytes:
+    """A valid Counter envelope, padded (in its payload) to at least ``size`` bytes."""
+    raw = json.dumps(
+        {"model_type": "Counter", "namespace": "default", "data": {"writer": "t", "value": value}}
+    )
+    pad = max(0, size - len(raw) - len(', "payload": ""'))
+    data = {"writer": "t", "value": value, "payload": "p" * pad}
+    return json.dumps({"model_type": "Counter", "namespace": "default", "data": data}).encode()
+
+
+def _rss(pid: int) -> int:
+    """Resident memory of process ``pid`` in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+class TestDataLoss:
+    def test_moving_a_result_to_a_backup_name_never_loses_a_concurrent_commit(self, tmp_path: Path) -> None:
+        """``mv x.json x.json~`` moves exactly what it deletes: a commit that races with it is
+        either in the backup (it landed first) or still stored (it landed after)."""
+        store_path = tmp_path / "store"
+        api = ResultStore(FileBackend(store_path, durable=False))
+        with mounted(store_path, tmp_path / "mnt") as m:
+            for trial in range(1, 201):
+                api.set("x", Counter(writer="api", value=0), SetBehavior.OVERWRITE)
+                go = threading.Event()
+
+                def commit(go: threading.Event = go, value: int = trial) -> None:
+                    go.wait()
+                    api.set("x", Counter(writer="api", value=value), SetBehavior.OVERWRITE)
+
+                racer = threading.Thread(target=commit)
+                racer.start()
+                go.set()
+                time.sleep(random.uniform(0, 0.002))
+                os.rename(m.path("x.json"), m.path("x.json~"))
+                racer.join()
+                backup = json.loads(m.path("x.json~").read_bytes())["data"]["value"]
+                stored = api.get("x").value if api.exists("x") else None  # type: ignore[attr-defined]
+                assert trial in (backup, stored), f"trial {trial}: backup {backup}, stored {stored}"
+                os.unlink(m.path("x.json~"))
+
+    def test_a_directory_holding_only_scratch_files_is_not_empty(self, mount: Mount) -> None:
+        """Scratch files are entries: renaming a directory onto one that holds them is ENOTEMPTY."""
+        os.mkdir(mount.path("a"))
+        os.mkdir(mount.path("b"))
+        mount.path("a/notes.txt").write_text("keep me")
+        with pytest.raises(OSError) as info:
+            os.rename(mount.path("b"), mount.path("a"))
+        assert info.value.errno == errno.ENOTEMPTY
+        assert mount.path("a/notes.txt").read_text() == "keep me"
+        assert mount.path("b").is_dir()
+
+    def test_a_rename_that_stores_nothing_keeps_its_source(self, tmp_path: Path) -> None:
+        """Under ``--on-exists skip``, ``mv tmp x.json`` onto a result is refused (EEXIST) and keeps ``tmp``."""
+        store_path = tmp_path / "store"
+        ResultStore(FileBackend(store_path)).set("x", Counter(writer="old", value=1))
+        with mounted(store_path, tmp_path / "mnt", ["--on-exists", "skip"]) as m:
+            new = _envelope(2)
+            m.path("x.tmp").write_bytes(new)
+            with pytest.raises(FileExistsError):
+                os.rename(m.path("x.tmp"), m.path("x.json"))
+            assert m.path("x.tmp").read_bytes() == new
+            assert json.loads(m.path("x.json").read_bytes())["data"]["value"] == 1
+            assert "--on-exists skip" in os.getxattr(m.path("x.json"), "user.results.error").decode()
+
+    def test_write_buffers_are_bounded_in_memory_and_given_back(self, tmp_path: Path) -> None:
+        """Many open write handles cost at most the buffer budget in memory, and closing them returns it."""
+        store_path = tmp_path / "store"
+        ResultStore(FileBackend(store_path)).set("seed", Counter(writer="a", value=1))
+        handles, chunk = 300, 1024 * 1024
+        script = (
+            "import os, sys\n"
+            f"fds = [os.open(f'{tmp_path}/mnt/h{{i}}.json', os.O_WRONLY | os.O_CREAT, 0o644) for i in range({handles})]\n"
+            f"block = b'{{' + b' ' * ({chunk} - 1)\n"
+            "for fd in fds:\n"
+            "    os.write(fd, block)\n"
+            "print('written', flush=True)\n"
+            "sys.stdin.readline()\n"
+            "for fd in fds:\n"
+            "    try:\n"
+            "        os.close(fd)\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "print('closed', flush=True)\n"
+        )
+        with mounted(store_path, tmp_path / "mnt") as m:
+            before = _rss(m.pid)
+            with subprocess.Popen(
+                [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            ) as proc:
+                try:
+                    assert proc.stdout is not None and proc.stdin is not None
+                    assert proc.stdout.readline() == "written\n"
+                    during = _rss(m.pid)
+                    proc.stdin.write("\n")
+                    proc.stdin.flush()
+                    assert proc.stdout.readline() == "closed\n"
+                finally:
+                    proc.kill()
+            wait_until(lambda: _rss(m.pid) < before + 48 * 1024 * 1024, 10, "memory was not given back")
+        assert during < before + 128 * 1024 * 1024, (
+            f"{handles} MiB buffered took {(during - before) >> 20} MiB"
+        )
+
+    def test_uncommitted_writes_past_the_pending_limit_are_refused_with_enospc(self, tmp_path: Path) -> None:
+        """Past ``--max-pending-bytes`` a write fails with ENOSPC, and the reason is recorded."""
+        store_path = tmp_path / "store"
+        FileBackend(store_path).close()
+        with mounted(store_path, tmp_path / "mnt", ["--max-pending-bytes", str(4 * 1024 * 1024)]) as m:
+            fds = [os.open(m.path(f"h{i}.json"), os.O_WRONLY | os.O_CREAT, 0o644) for i in range(8)]
+            try:
+                block = b"{" + b" " * (1024 * 1024 - 1)
+                codes = []
+                for fd in fds:
+                    try:
+                        os.write(fd, block)
+                        codes.append(0)
+                    except OSError as exc:
+                        codes.append(exc.errno)
+                assert codes[:4] == [0, 0, 0, 0] and errno.ENOSPC in codes[4:], codes
+            finally:
+                for fd in fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            assert "--max-pending-bytes" in os.getxattr(m.path("h7.json"), "user.results.error").decode()
+
+
+class TestWrongDataServed:
+    def test_a_writer_reads_back_its_own_writes(self, mount: Mount) -> None:
+        """On a result opened O_RDWR, fstat, SEEK_END and reads show what this handle wrote."""
+        path = mount.path("sweep3/lr0.1/seed7.json")
+        committed = path.read_bytes()
+        content = _envelope(5, size=2106)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            assert os.pread(fd, 4096, 0) == committed
+            os.ftruncate(fd, 0)
+            assert os.write(fd, content) == len(content)
+            assert os.fstat(fd).st_size == len(content)
+            assert os.lseek(fd, 0, os.SEEK_END) == len(content)
+            assert os.pread(fd, 8192, 0) == content
+        finally:
+            os.close(fd)
+        assert json.loads(path.read_bytes())["data"]["value"] == 5
+
+    def test_an_fsx_like_run_on_one_handle_reads_back_everything_it_wrote(self, mount: Mount) -> None:
+        """Random writes, truncates and reads on one write handle always agree with a model of its bytes."""
+        path = mount.path("sweep3/lr0.1/seed8.json")
+        rng = random.Random(7)
+        fd = os.open(path, os.O_RDWR)
+        model = bytearray(path.read_bytes())
+        try:
+            for step in range(600):
+                op = rng.random()
+                if op < 0.45:
+                    offset = rng.randrange(1, len(model) + 64)
+                    data = bytes(rng.choice(b" abc123") for _ in range(rng.randrange(1, 300)))
+                    os.pwrite(fd, data, offset)
+                    if offset > len(model):
+                        model.extend(b"\0" * (offset - len(model)))
+                    model[offset : offset + len(data)] = data
+                elif op < 0.6:
+                    length = rng.randrange(1, len(model) + 100)
+                    os.ftruncate(fd, length)
+                    del model[length:]
+                    model.extend(b"\0" * (length - len(model)))
+                else:
+                    offset = rng.randrange(0, len(model) + 10)
+                    size = rng.randrange(1, 5000)
+                    assert os.pread(fd, size, offset) == bytes(model[offset : offset + size]), step
+                assert os.fstat(fd).st_size == len(model), step
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, _envelope(9), 0)
+        finally:
+            os.close(fd)
+        assert json.loads(path.read_bytes())["data"]["value"] == 9
+
+    def test_write_handles_never_see_each_others_bytes(self, mount: Mount) -> None:
+        """Two handles writing one result each read only their own bytes, in one process or two."""
+        path = mount.path("sweep3/lr0.1/seed7.json")
+        committed = path.read_bytes()
+        mine, theirs = _envelope(1), _envelope(2, size=300)
+        a = os.open(path, os.O_RDWR)
+        b = os.open(path, os.O_RDWR)
+        try:
+            os.ftruncate(a, 0)
+            os.pwrite(a, mine, 0)
+            assert os.pread(b, 4096, 0) == committed
+            other = subprocess.run(
+                [sys.executable, "-c", f"import os; fd = os.open({str(path)!r}, os.O_RDONLY); print(os.read(fd, 4096))"],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            assert other.stdout.strip() == repr(committed)
+            os.ftruncate(b, 0)
+            os.pwrite(b, theirs, 0)
+            assert os.pread(a, 4096, 0) == mine
+            assert os.pread(b, 4096, 0) == theirs
+        finally:
+            os.close(b)
+            os.close(a)
+        assert path.read_bytes().startswith(b"{")
+
+    def test_a_stale_writer_does_not_overwrite_a_result_renamed_over_its_file(self, mount: Mount) -> None:
+        """A writer whose file was replaced by ``mv y.json x.json`` does not overwrite the moved-in result."""
+        target, other = mount.path("sweep3/lr0.1/seed7.json"), mount.path("sweep3/lr0.1/seed8.json")
+        moved_in = other.read_bytes()
+        fd = os.open(target, os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, _envelope(77))
+        assert sh(f"mv {other} {target}").returncode == 0
+        with pytest.raises(OSError) as info:
+            os.close(fd)
+        assert info.value.errno == errno.ESTALE
+        assert target.read_bytes() == moved_in
+        assert "replaced by a rename" in os.getxattr(target, "user.results.error").decode()
+
+    def test_new_files_and_directories_get_the_callers_umask_only(self, mount: Mount) -> None:
+        """With umask 002, mkdir gives 775 and new files 664 (the daemon's umask is not added)."""
+        body = _envelope(1).decode()
+        done = sh(
+            f"cd {mount.mnt} && umask 002 && mkdir d && : > d/s.tmp && printf '%s' '{body}' > d/r.json "
+            "&& mkdir d/e && umask 077 && mkdir p && : > p/s.tmp && printf '%s' '" + body + "' > p/r.json"
+        )
+        assert done.returncode == 0, done.stderr
+        modes = {
+            name: stat.S_IMODE(mount.path(name).stat().st_mode)
+            for name in ("d", "d/s.tmp", "d/r.json", "d/e")
+        }
+        assert modes == {"d": 0o775, "d/s.tmp": 0o664, "d/r.json": 0o664, "d/e": 0o775}
+        modes = {name: stat.S_IMODE(mount.path(name).stat().st_mode) for name in ("p", "p/s.tmp", "p/r.json")}
+        assert modes == {"p": 0o700, "p/s.tmp": 0o600, "p/r.json": 0o600}
+        assert stat.S_IMODE(mount.backing("d/r.json").stat().st_mode) == 0o664
+
+    def test_an_edit_in_place_that_restores_size_and_mtime_is_validated_again(self, mount: Mount) -> None:
+        """The verdict cache cannot be fooled by an edit that keeps the size and puts the mtime back."""
+        path = mount.path("sweep3/lr0.1/seed7.json")
+        path.read_bytes()  # validated and cached
+        backing = mount.backing("sweep3/lr0.1/seed7.json")
+        before = backing.stat()
+        raw = backing.read_bytes()
+        edited = raw.replace(b'"accuracy": 0.9', b'"accuracy": 9.0')
+        assert len(edited) == len(raw) and edited != raw
+        with open(backing, "r+b") as handle:
+            handle.write(edited)
+        os.utime(backing, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert backing.stat().st_mtime_ns == before.st_mtime_ns and backing.stat().st_ino == before.st_ino
+        time.sleep(1.1)  # the kernel's cached attributes expire
+        done = sh(f"cat {path}")
+        assert done.returncode == 1 and "Input/output error" in done.stderr
+
+
+class TestWalls:
+    def test_a_swapped_staging_directory_cannot_redirect_the_daemon(self, tmp_path: Path) -> None:
+        """Replacing the mount's staging directory with a symlink does not let the daemon write or
+        delete outside the store."""
+        store_path, outside = tmp_path / "store", tmp_path / "outside"
+        FileBackend(store_path).close()
+        outside.mkdir()
+        (outside / "victim.tmp").write_text("root's file")
+        with mounted(store_path, tmp_path / "mnt") as m:
+            m.path("first.tmp").write_text("scratch")
+            staging = store_path / ".resultsfs" / "staging"
+            (area,) = [p for p in staging.iterdir() if p.is_dir()]
+            os.rename(area, staging / "moved-away")
+            os.symlink(outside, area)
+            m.path("evil.tmp").write_text("planted")
+            with pytest.raises(FileNotFoundError):
+                os.unlink(m.path("victim.tmp"))
+            assert m.path("first.tmp").read_text() == "scratch"
+        assert sorted(os.listdir(outside)) == ["victim.tmp"]
+        assert (outside / "victim.tmp").read_text() == "root's file"
+
+    def test_metadata_changes_cannot_be_swapped_onto_a_file_outside(self, tmp_path: Path) -> None:
+        """chmod and chown of a directory through the mount never reach outside the store, even while
+        a parent is swapped with a symlink (renameat2 exchange) as fast as possible."""
+        store_path, outside = tmp_path / "store", tmp_path / "outside"
+        FileBackend(store_path).close()
+        (store_path / "d" / "sub").mkdir(parents=True)
+        (outside / "sub").mkdir(parents=True)
+        (outside / "sub").chmod(0o700)
+        os.symlink(outside, store_path / "link")
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+        at_fdcwd, exchange = -100, 2
+        stop = threading.Event()
+
+        def swap() -> None:
+            a, b = str(store_path / "d").encode(), str(store_path / "link").encode()
+            while not stop.is_set():
+                renameat2(at_fdcwd, a, at_fdcwd, b, exchange)
+
+        # No kernel caching: every chmod reaches the daemon, so the race is tried thousands of times.
+        with mounted(store_path, tmp_path / "mnt", ["--cache-timeout", "0"]) as m:
+            racer = threading.Thread(target=swap)
+            racer.start()
+            try:
+                deadline = time.monotonic() + 3
+                while time.monotonic() < deadline:
+                    for call in (
+                        lambda: os.chmod(m.path("d/sub"), 0o777),
+                        lambda: os.chown(m.path("d/sub"), 4242, 4242),
+                    ):
+                        with contextlib.suppress(OSError):
+                            call()
+            finally:
+                stop.set()
+                racer.join()
+        st = (outside / "sub").stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o700, 0)
+
+    def test_scratch_files_are_private_in_the_backing_store(
+        self, other_user: OtherUser, shared_dir: Path
+    ) -> None:
+        """Another user cannot read a scratch file through the backing store's staging directory."""
+        store_path = shared_dir / "store"
+        FileBackend(store_path).close()
+        store_path.chmod(0o755)
+        with mounted(store_path, shared_dir / "mnt", ["--allow-other"]) as m:
+            os.mkdir(m.path("priv"), 0o700)
+            m.path("priv/notes.tmp").write_text("secret")
+            (found,) = (store_path / ".resultsfs" / "staging").rglob("notes.tmp")
+            done = other_user.run(f"cat {found}")
+            assert done.returncode != 0 and "Permission denied" in done.stderr
+            denied = other_user.run(f"cat {m.path('priv/notes.tmp')}")
+            assert denied.returncode != 0
+
+    def test_a_rename_onto_a_result_makes_the_writer_its_owner(
+        self, other_user: OtherUser, shared_dir: Path
+    ) -> None:
+        """A result replaced by another user's ``mv tmp victim.json`` takes that user as owner, as a rename does."""
+        store_path = shared_dir / "store"
+        store = ResultStore(FileBackend(store_path))
+        store.set("open/victim", Counter(writer="root", value=1))
+        (store_path / "open").chmod(0o777)
+        with mounted(store_path, shared_dir / "mnt", ["--allow-other"]) as m:
+            body = _envelope(2).decode()
+            done = other_user.run(
+                f"cd {m.path('open')} && umask 022 && printf '%s' '{body}' > tmp && mv tmp victim.json"
+            )
+            assert done.returncode == 0, done.stderr
+            st = m.path("open/victim.json").stat()
+            assert (st.st_uid, st.st_gid) == (other_user.uid, other_user.gid)
+            assert stat.S_IMODE(st.st_mode) == 0o644
+        assert store.get("open/victim").writer == "t"  # type: ignore[attr-defined]
+
+
+class TestShellWriters:
+    def test_several_processes_writing_through_one_redirection_commit_once(self, mount: Mount) -> None:
+        """``(cat part1; cat part2) > x.json`` stores the whole content; the first cat's close does not commit."""
+        body = _envelope(42)
+        half = len(body) // 2
+        parts = mount.store.parent
+        (parts / "part1").write_bytes(body[:half])
+        (parts / "part2").write_bytes(body[half:])
+        done = sh(f"set -e; (cat {parts}/part1; cat {parts}/part2) > {mount.path('sweep3/new.json')}")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(mount.path("sweep3/new.json").read_bytes())["data"]["value"] == 42
+
+    def test_two_processes_appending_each_append_to_their_own_content(self, mount: Mount) -> None:
+        """O_APPEND writes go to the end of the handle's own content (no NUL gap), whatever size the
+        kernel believed; each refused handle's reason is kept."""
+        path = mount.path("sweep3/lr0.1/seed7.json")
+        first = os.open(path, os.O_WRONLY | os.O_APPEND)
+        second = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(first, b"\n\n\n\n\n\n\n\n")
+            os.write(second, b" ")
+            os.write(first, b"  ")
+        finally:
+            os.close(first)
+            os.close(second)
+        assert json.loads(path.read_bytes())["data"]["step"] == 7
+        bad_one = os.open(path, os.O_WRONLY | os.O_APPEND)
+        bad_two = os.open(path, os.O_WRONLY | os.O_APPEND)
+        os.write(bad_one, b"{}")
+        os.write(bad_two, b"[1, 2]")
+        for fd in (bad_one, bad_two):
+            with pytest.raises(OSError):
+                os.close(fd)
+        reasons = os.getxattr(path, "user.results.error").decode().splitlines()
+        assert len(reasons) == 2 and all(r.startswith("commit refused") for r in reasons), reasons
+
+
+class TestTimeouts:
+    @pytest.mark.parametrize(
+        ("name", "value", "message"),
+        [
+            ("acquire_timeout", float("nan"), "acquire_timeout must be a finite number"),
+            ("acquire_timeout", -1.0, "acquire_timeout must be zero or positive"),
+            ("hold_timeout", float("inf"), "hold_timeout must be a finite number"),
+            ("hold_timeout", 1e300, "hold_timeout must be at most"),
+            ("hold_timeout", 0.0, "hold_timeout must be positive"),
+        ],
+    )
+    def test_every_timeout_is_checked_and_named(
+        self, store: ResultStore, name: str, value: float, message: str
+    ) -> None:
+        """NaN, infinities, negatives and absurd values are a ValueError naming the parameter, at once."""
+        started = time.monotonic()
+        with pytest.raises(ValueError, match=message):
+            store.acquire_lock("r", holder="h", **{name: value})
+        assert time.monotonic() - started < 1
+        assert not store.is_locked("r")
+
+    def test_wait_and_lock_wait_timeouts_are_checked(self, store: ResultStore) -> None:
+        with pytest.raises(ValueError, match="timeout must be a finite number"):
+            store.wait_for_lock("r", float("nan"))
+        with pytest.raises(ValueError, match="lock_wait must be a finite number"):
+            store.set_bytes("r", _envelope(1), lock_wait=float("inf"))
+
+
+def test_writes_to_a_result_that_is_removed_while_open_go_nowhere(mount: Mount) -> None:
+    """A writer of a result unlinked through the mount stores nothing (POSIX), and its close succeeds."""
+    path = mount.path("sweep3/lr0.1/seed7.json")
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, _envelope(3))
+    os.unlink(path)
+    assert write_errno(mount.path("sweep3/lr0.1/other.json"), _envelope(4)) is None
+    os.close(fd)
+    assert not path.exists()
+    assert not mount.backing("sweep3/lr0.1/seed7.json").exists()
