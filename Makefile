@@ -6,16 +6,25 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
 # Debian packages: the FUSE 3 runtime the binding loads (libfuse3-3) and its fusermount3
-# (fuse3), and the ordinary tools the demo and the tests drive the mount with.
+# (fuse3), and the ordinary tools the demo and the tests drive the mount with. The tests
+# also start a PostgreSQL server of their own (postgresql) for the PostgreSQL backend.
 APT_PACKAGES := fuse3 libfuse3-3 attr jq rsync vim gcc libc6-dev tar
+TEST_PACKAGES := postgresql
 
-.PHONY: all sysdeps venv demo test lint typecheck pytest bench stress clean
+.PHONY: all apt sysdeps testdeps venv demo test lint typecheck pytest bench stress clean
 
 all: test
 
 sysdeps:
+	@$(MAKE) --no-print-directory apt PACKAGES="$(APT_PACKAGES)"
+
+testdeps: sysdeps
+	@$(MAKE) --no-print-directory apt PACKAGES="$(TEST_PACKAGES)"
+
+# Installs the Debian packages of $(PACKAGES) that are missing (and python3-venv if needed).
+apt:
 	@missing=""; \
-	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -39,11 +48,12 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv
+pytest: venv testdeps
 	$(BIN)/python -m pytest
 
-test: venv
+test: venv testdeps
 	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
@@ -51,7 +61,7 @@ bench: venv
 	$(BIN)/python bench/run.py
 
 # The long reliability runs (a few minutes); prints a table and fails if anything was lost.
-stress: venv
+stress: venv testdeps
 	$(BIN)/python tests/stress.py --seconds 120 --crash-rounds 12 --escape-rounds 200
 	RESULTSFS_FUZZ_EXAMPLES=300 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_mount_fuzz.py
 

@@ -77,7 +77,7 @@ def _umount(mnt: Path) -> None:
 def run(count: int = 2000, configs: dict[str, list[str]] | None = None) -> list[tuple[str, float, float]]:
     """Rows of (what, mount per second, backing directory per second)."""
     configs = configs or {"": []}
-    rows = []
+    rows: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "store"
         ids = make_store(base, count)

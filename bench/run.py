@@ -1,15 +1,29 @@
-"""``make bench``: every benchmark, printed as tables of ratios measured side by side."""
+"""``make bench``: resultsfs against the backing directory and a C passthrough, as printed tables.
+
+Runs :mod:`fuse_bench` (the filesystem workloads side by side, FUSE request counts per file,
+the daemon's peak RSS, and the Python API against a results_manager-style baseline), prints
+the tables and writes the same figures to ``bench/results/<timestamp>.json``.
+
+The store has 3,000 results by default; ``BENCH_N=100000`` (or ``--files``) runs a large one.
+``--quick`` is a smoke run (300 results, fewer commits and API operations). ``--legacy`` also
+prints the older mount table (``--threads 4`` against ``--threads 1``, :mod:`mount_bench`).
+Mounting needs root or FUSE access; the passthrough needs gcc, pkg-config and libfuse3-dev.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import fuse_bench
 import mount_bench
-import store_bench
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def table(title: str, header: tuple[str, str, str], rows: list[tuple[str, float, float]]) -> None:
@@ -19,21 +33,57 @@ def table(title: str, header: tuple[str, str, str], rows: list[tuple[str, float,
         print(f"{name:<52} {ours:>12.0f}/s {other:>12.0f}/s {ours / other:>7.3f}x")
 
 
+def _progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer operations (smoke run)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 300 results, fewer operations")
+    parser.add_argument("--files", type=int, help="results in the store (default: $BENCH_N or 3000)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds; medians are reported (min 3)")
+    parser.add_argument("--no-counts", action="store_true", help="skip the -o debug request-counting pass")
+    parser.add_argument(
+        "--mount-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `resultsfs mount` (repeatable), e.g. --mount-arg=--threads=1",
+    )
+    parser.add_argument("--deadline", type=float, help="seconds before the watchdog aborts the mounts")
+    parser.add_argument("--legacy", action="store_true", help="also run the --threads 4/1 mount table")
+    parser.add_argument("--json-dir", type=Path, default=RESULTS_DIR, help="where the JSON report goes")
     args = parser.parse_args()
-    table(
-        "Store API vs a results_manager-style baseline (lock per op, no fsync)",
-        ("op", "resultsfs", "baseline"),
-        store_bench.run(300 if args.quick else 1500),
+
+    if args.files is not None:
+        files = args.files
+    elif args.quick:
+        files = 300
+    else:
+        files = int(os.environ.get("BENCH_N") or 3000)
+    config = fuse_bench.Config(
+        files=files,
+        rounds=max(3, args.rounds),
+        commits=100 if args.quick else 300,
+        api_ops=min(files, 300 if args.quick else 3000),
+        count_requests=not args.no_counts,
+        mount_args=tuple(args.mount_arg),
+        deadline=args.deadline,
     )
-    configs = {"4 threads (default)": [], "1 thread": ["--threads", "1"]}
-    table(
-        "Mount vs the backing directory, files/s (each configuration on a fresh mount)",
-        ("op", "mount", "directory"),
-        mount_bench.run(300 if args.quick else 2000, configs),
-    )
+    report = fuse_bench.run(config, _progress)
+    fuse_bench.print_report(report)
+    path = fuse_bench.write_json(report, args.json_dir)
+    print(f"\nJSON: {path}")
+
+    if args.legacy:
+        configs = {"4 threads (default)": [], "1 thread": ["--threads", "1"]}
+        table(
+            "Mount vs the backing directory, files/s (each configuration on a fresh mount)",
+            ("op", "mount", "directory"),
+            mount_bench.run(300 if args.quick else 2000, configs),
+        )
 
 
 if __name__ == "__main__":

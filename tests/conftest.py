@@ -154,3 +154,12 @@ def shared_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A PostgreSQL server of the test session's own (Debian's package, started in /tmp)."""
+    import pgserver
+
+    with pgserver.running() as server:
+        yield server

@@ -44,7 +44,8 @@ def mount_state(path: Path) -> str:
 
 @dataclass
 class Mount:
-    store: Path
+    #: The store's directory, or its URL for the SQL backends.
+    store: Path | str
     mnt: Path
     pid_file: Path
     log_file: Path
@@ -60,11 +61,15 @@ class Mount:
         return self.mnt / rel
 
     def backing(self, rel: str) -> Path:
+        """A file of a directory store (meaningless for the SQL backends)."""
+        assert isinstance(self.store, Path), "only a directory store has backing files"
         return self.store / rel
 
 
-def start(store: Path, mnt: Path, extra: Sequence[str] = (), workdir: Path | None = None) -> Mount:
-    workdir = workdir or store.parent
+def start(store: Path | str, mnt: Path, extra: Sequence[str] = (), workdir: Path | None = None) -> Mount:
+    if workdir is None:
+        assert isinstance(store, Path), "a store URL needs a workdir for the pid and log files"
+        workdir = store.parent
     pid_file = workdir / f"{mnt.name}.pid"
     log_file = workdir / f"{mnt.name}.log"
     mnt.mkdir(parents=True, exist_ok=True)
@@ -97,7 +102,7 @@ def stop(mount: Mount) -> None:
 
 @contextlib.contextmanager
 def mounted(
-    store: Path, mnt: Path, extra: Sequence[str] = (), workdir: Path | None = None
+    store: Path | str, mnt: Path, extra: Sequence[str] = (), workdir: Path | None = None
 ) -> Iterator[Mount]:
     """Mount for the block; pid and log files go to ``workdir`` (default: beside the store)."""
     mount = start(store, mnt, extra, workdir)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from models import Metrics
 from resultsfs import (
     FileBackend,
     IsolationLevel,
-    LockTimeoutError,
     ResultExistsError,
     ResultLockedError,
     ResultsManager,
@@ -59,33 +57,6 @@ class TestReadCommitted:
 
 
 class TestSerializable:
-    def test_reads_wait_for_the_holder_to_commit(self, store: ResultStore, metrics: Metrics) -> None:
-        manager = ResultsManager(
-            backend=store.backend, isolation=IsolationLevel.SERIALIZABLE, lock_timeout=10
-        )
-        manager.set("r", metrics)
-        manager.acquire_lock("r", holder="writer")
-        final = Metrics(loss=0.01, accuracy=1.0)
-
-        def transaction() -> None:
-            time.sleep(0.3)
-            manager.set("r", final, SetBehavior.OVERWRITE, holder="writer")
-            manager.release_lock("r", holder="writer")
-
-        thread = threading.Thread(target=transaction)
-        thread.start()
-        assert manager.get("r") == final
-        thread.join()
-
-    def test_reads_are_bounded_by_the_lock_timeout(self, store: ResultStore, metrics: Metrics) -> None:
-        manager = ResultsManager(
-            backend=store.backend, isolation=IsolationLevel.SERIALIZABLE, lock_timeout=0.2
-        )
-        manager.set("r", metrics)
-        manager.acquire_lock("r", holder="stuck")
-        with pytest.raises(LockTimeoutError, match="'r'.*'stuck'.*SERIALIZABLE"):
-            manager.get("r")
-
     def test_the_holder_reads_its_own_lease_at_once(self, store: ResultStore, metrics: Metrics) -> None:
         manager = ResultsManager(
             backend=store.backend, isolation=IsolationLevel.SERIALIZABLE, lock_timeout=0.2

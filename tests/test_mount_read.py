@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 
-from models import Counter, Metrics
-from mounting import Mount, mounted, sh, wait_until
+from models import Metrics
+from mounting import Mount, mounted, sh
 from resultsfs import FileBackend
 
 
@@ -66,28 +65,6 @@ class TestWhatTheMountShows:
         assert "unknown" not in out.stdout
 
 
-class TestOrdinaryTools:
-    def test_cat_jq_grep_find(self, mount: Mount) -> None:
-        assert json.loads(sh(f"cat {mount.mnt}/sweep3/lr0.1/seed7.json").stdout)["data"]["step"] == 7
-        assert sh(f"jq -r .data.loss {mount.mnt}/sweep3/lr0.1/seed8.json").stdout.strip() == "0.4"
-        grep = sh(f"grep -rl '\"step\": 8' {mount.mnt}")
-        assert grep.returncode == 0 and grep.stdout.strip().endswith("sweep3/lr0.1/seed8.json")
-        assert sh(f"find {mount.mnt} -name '*.json' -type f | wc -l").stdout.strip() == "2"
-
-    def test_ls_lR_tar_du(self, mount: Mount, tmp_path: Path) -> None:
-        listing = sh(f"ls -lR {mount.mnt}")
-        assert listing.returncode == 0 and "seed7.json" in listing.stdout and listing.stderr == ""
-        archive = tmp_path / "out.tar"
-        assert sh(f"tar -C {mount.mnt} -cf {archive} sweep3").returncode == 0
-        with tarfile.open(archive) as tar:
-            member = tar.extractfile("sweep3/lr0.1/seed7.json")
-            assert (
-                member is not None and member.read() == mount.backing("sweep3/lr0.1/seed7.json").read_bytes()
-            )
-        du = sh(f"du -ab {mount.mnt}/sweep3")
-        assert du.returncode == 0 and "seed8.json" in du.stdout
-
-
 class TestReadsValidate:
     BAD = {
         "notjson": "{oops",
@@ -128,20 +105,3 @@ class TestReadsValidate:
         time.sleep(1.1)
         assert json.loads(path.read_bytes())["data"]["loss"] == 0.1
         assert mount.log().count("'sweep3/lr0.1/seed7': validated version") == 2
-
-
-class TestVisibility:
-    def test_a_write_by_the_python_api_shows_within_a_second(self, mount: Mount) -> None:
-        target = mount.path("sweep3/lr0.2/new.json")
-        assert not target.exists()  # also caches the negative lookup
-        FileBackend(mount.store).set("sweep3/lr0.2/new", Counter(writer="api", value=1))
-        wait_until(target.exists, 1.0, "not visible within 1 s")
-        assert json.loads(target.read_text())["data"]["writer"] == "api"
-
-    def test_a_replacement_by_the_api_shows_within_a_second(self, mount: Mount) -> None:
-        path = mount.path("sweep3/lr0.1/seed8.json")
-        assert json.loads(path.read_text())["data"]["step"] == 8
-        FileBackend(mount.store).set(
-            "sweep3/lr0.1/seed8", Metrics(loss=0.3, accuracy=0.3, step=99), behavior="overwrite"
-        )  # type: ignore[arg-type]
-        wait_until(lambda: json.loads(path.read_text())["data"]["step"] == 99, 1.0, "not visible within 1 s")

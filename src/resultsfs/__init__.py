@@ -1,5 +1,7 @@
 """resultsfs: a typed, validated results store for pydantic models, mountable as a filesystem."""
 
+import importlib.metadata
+
 from resultsfs.aio import (
     AsyncFileBackend,
     AsyncPostgresBackend,
@@ -51,7 +53,10 @@ from resultsfs.registry import (
 )
 from resultsfs.store import CheckReport, Problem, ResultStore, SetBehavior, StoredResult
 
-__version__ = "0.2.0"
+try:
+    __version__ = importlib.metadata.version("resultsfs")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str) -> object:

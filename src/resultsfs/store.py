@@ -471,7 +471,10 @@ class ResultStore:
                 )
             if existing.exists and not self._should_replace(rid, behavior, existing, env):
                 return False
-            txn.write(rid, raw, change, keep_meta=not replace_meta)
+            # A new result gets ``change``; an existing one keeps its metadata (an in-place write)
+            # unless the replacement brings its own (a rename onto it).
+            applied = change if replace_meta or not existing.exists else NO_CHANGE
+            txn.write(rid, raw, applied, keep_meta=not replace_meta)
             return True
 
         return self._change([rid], holder, lock_wait, f"store result {rid!r}", commit)
@@ -984,6 +987,9 @@ def _same_result(old: Envelope, new: Envelope, rid: str) -> bool:
 
 
 def _locked_error(rid: str, lease: Lease, what: str) -> ResultLockedError:
+    """Prefect's phrase ("because it is locked by another holder"), with the lease's holder and expiry."""
+    subject = "it" if repr(rid) in what else f"result {rid!r}"
     return ResultLockedError(
-        f"cannot {what} because it is locked by another holder: leased by {lease.describe()}", result_id=rid
+        f"cannot {what} because {subject} is locked by another holder: leased by {lease.describe()}",
+        result_id=rid,
     )

@@ -346,6 +346,10 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 return _meta_attrs(meta, stat.S_IFREG)
             pending = self.handles.pending(node.path)
             if pending is not None:
+                if pending.failure is not None and not pending.dirty:
+                    # Its content was refused: until its release makes it a placeholder, it
+                    # already looks like one (the size of what was refused is nobody's).
+                    return self._placeholder_attrs(self._placeholder_from(pending))
                 return self._pending_attrs(pending)
             placeholder = self._placeholders.get(node.path)
             if placeholder is None:
@@ -361,12 +365,13 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         return _stat_attrs(scratch)
 
     def _callers_writer(self, path: str) -> WriteHandle | None:
-        """The newest write handle on ``path`` opened by the process making this request."""
-        writers = self.handles.writers(path)
+        """The newest write handle on ``path`` with uncommitted changes, opened by the process
+        making this request (after a commit, the stored result is what its file holds)."""
+        writers = [w for w in self.handles.writers(path) if w.dirty and not w.unlinked and w.detached is None]
         if not writers:
             return None
         caller = thread_group(context()[2])
-        mine = [w for w in writers if w.opener == caller and not w.unlinked and w.detached is None]
+        mine = [w for w in writers if w.opener == caller]
         return mine[-1] if mine else None
 
     def _pending_attrs(self, handle: WriteHandle) -> dict[str, int]:
