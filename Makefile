@@ -10,8 +10,10 @@ STAMP       := $(VENV)/.installed
 # also start a PostgreSQL server of their own (postgresql) for the PostgreSQL backend.
 APT_PACKAGES := fuse3 libfuse3-3 attr jq rsync vim gcc libc6-dev tar
 TEST_PACKAGES := postgresql
+# make bench compiles a minimal C libfuse passthrough, the yardstick for the mount.
+BENCH_PACKAGES := libfuse3-dev pkg-config
 
-.PHONY: all apt sysdeps testdeps venv demo test lint typecheck pytest bench stress clean
+.PHONY: all apt sysdeps testdeps benchdeps venv demo test lint typecheck pytest bench stress clean
 
 all: test
 
@@ -20,6 +22,9 @@ sysdeps:
 
 testdeps: sysdeps
 	@$(MAKE) --no-print-directory apt PACKAGES="$(TEST_PACKAGES)"
+
+benchdeps: sysdeps
+	@$(MAKE) --no-print-directory apt PACKAGES="$(BENCH_PACKAGES)"
 
 # Installs the Debian packages of $(PACKAGES) that are missing (and python3-venv if needed).
 apt:
@@ -57,7 +62,7 @@ test: venv testdeps
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-bench: venv
+bench: venv benchdeps
 	$(BIN)/python bench/run.py
 
 # The long reliability runs (a few minutes); prints a table and fails if anything was lost.

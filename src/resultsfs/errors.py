@@ -10,7 +10,10 @@ pools unchanged.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
+
+from pydantic import ValidationError
 
 
 class ResultsError(Exception):
@@ -87,8 +90,64 @@ class InvalidJSONError(CorruptResultError, json.JSONDecodeError):
         return (_rebuild, (type(self), self.message, self.result_id))
 
 
-class ResultValidationError(ResultsError, ValueError):
-    """Result data does not validate against its model; the pydantic error is the cause."""
+class ResultValidationError(ResultsError, ValidationError):
+    """Result data does not validate against its model (or cannot be stored as JSON).
+
+    Also a :class:`pydantic.ValidationError` (hence a ``ValueError``), which results_manager
+    let escape from ``get``: ``errors()`` gives pydantic's structured errors, ``title`` the
+    model, and the original pydantic error is the ``__cause__``. A refusal that is not about
+    a field (NaN, a lossy round trip) has no structured errors.
+    """
+
+    def __new__(
+        cls,
+        message: str,
+        *pydantic_args: Any,
+        result_id: str | None = None,
+        title: str = "result",
+        line_errors: Iterable[Any] = (),
+    ) -> ResultValidationError:
+        if pydantic_args:  # pydantic's from_exception_data building the instance
+            built: ResultValidationError = ValidationError.__new__(cls, message, *pydantic_args)
+            return built
+        made: ResultValidationError = super().from_exception_data(title, _details(line_errors))
+        return made
+
+    def __init__(
+        self,
+        message: str,
+        *pydantic_args: Any,
+        result_id: str | None = None,
+        title: str = "result",
+        line_errors: Iterable[Any] = (),
+    ) -> None:
+        if pydantic_args:
+            return
+        self.message = message
+        self.result_id = result_id
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_validation,
+            (type(self), self.message, self.result_id, self.title, _details(self.errors())),
+        )
+
+
+def _details(errors: Iterable[Any]) -> list[Any]:
+    """pydantic's ``errors()`` as the ``line_errors`` its ``from_exception_data`` takes."""
+    return [{key: error[key] for key in ("type", "loc", "input", "ctx") if key in error} for error in errors]
+
+
+def _rebuild_validation(
+    cls: type[ResultValidationError], message: str, result_id: str | None, title: str, line_errors: list[Any]
+) -> ResultValidationError:
+    return cls(message, result_id=result_id, title=title, line_errors=line_errors)
 
 
 class ResultTooLargeError(ResultsError, ValueError):

@@ -944,7 +944,10 @@ def _validate(cls: type[BaseModel], data: Any, rid: str) -> BaseModel:
         )
         more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
         raise ResultValidationError(
-            f"result {rid!r}: data does not validate as {cls.__name__}: {details}{more}", result_id=rid
+            f"result {rid!r}: data does not validate as {cls.__name__}: {details}{more}",
+            result_id=rid,
+            title=cls.__name__,
+            line_errors=exc.errors(),
         ) from exc
     except RecursionError as exc:
         raise ResultValidationError(f"result {rid!r}: data nested too deeply", result_id=rid) from exc

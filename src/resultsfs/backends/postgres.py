@@ -116,14 +116,16 @@ class PostgresBackend(SqlBackend):
         self._pool: psycopg_pool.ConnectionPool | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
+        self._owner = (os.geteuid(), os.getegid())
+        # One direct connection first: a wrong URL or a server that is down is reported at once,
+        # not after the pool has retried for lock_timeout seconds.
         try:
-            with self._connection() as conn:
+            with psycopg.connect(dsn, autocommit=True) as conn:
                 if not read_only:
                     with conn.transaction():
                         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                         for statement in SCHEMA:
                             conn.execute(statement)
-                self._owner = (os.geteuid(), os.getegid())
         except psycopg.OperationalError as exc:
             raise StoreNotFoundError(f"cannot connect to store {self.url}: {exc}".strip()) from exc
 
