@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import random
+import signal
 import stat
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import pytest
 
 from conftest import OtherUser
 from models import Counter
-from mounting import Mount, mounted, sh, wait_until, write_errno
+from mounting import MODELS, RESULTSFS, Mount, mounted, resultsfs, sh, start, stop, wait_until, write_errno
 from resultsfs import FileBackend, ResultStore, SetBehavior
 
 
@@ -375,6 +376,87 @@ class TestWalls:
         assert store.get("open/victim").writer == "t"  # type: ignore[attr-defined]
 
 
+class TestModelsAreCode:
+    def test_a_models_file_others_could_write_is_refused_unless_trusted(
+        self, shared_dir: Path, other_user: OtherUser
+    ) -> None:
+        """The daemon runs models as code with its privileges: a models file (or module) that a
+        user other than root or the mounter could have written is refused, unless --trust-models."""
+        store_path = shared_dir / "store"
+        FileBackend(store_path).close()
+        models = shared_dir / "lab_models.py"
+        models.write_text(Path(MODELS).read_text())
+        mnt = shared_dir / "mnt"
+        mnt.mkdir()
+        request_cleanup = contextlib.ExitStack()
+        request_cleanup.callback(
+            lambda: os.path.ismount(mnt) and subprocess.run(["fusermount3", "-uz", str(mnt)])
+        )
+        models.chmod(0o666)
+        refused = resultsfs("mount", str(store_path), str(mnt), "--models", str(models), check=False)
+        assert refused.returncode == 1 and "writable by group and others (mode 666)" in refused.stderr
+        assert "--trust-models" in refused.stderr and not os.path.ismount(mnt)
+        models.chmod(0o644)
+        os.chown(models, other_user.uid, other_user.gid)
+        refused = resultsfs("mount", str(store_path), str(mnt), "--models", str(models), check=False)
+        assert refused.returncode == 1 and f"owned by uid {other_user.uid}" in refused.stderr
+        package = shared_dir / "labpkg"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "models.py").write_text(Path(MODELS).read_text())
+        package.chmod(0o777)
+        done = subprocess.run(
+            [*RESULTSFS, "mount", str(store_path), str(mnt), "--models", "labpkg.models"],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(shared_dir)},
+        )  # fmt: skip
+        assert done.returncode == 1 and f"directory {package} is writable by others" in done.stderr
+        with request_cleanup, mounted(store_path, mnt, ["--trust-models"]) as m:
+            assert os.path.ismount(m.mnt)
+
+
+class TestUnmountNeverHangs:
+    def test_a_stopped_daemon_is_unmounted_within_the_timeout(self, tmp_path: Path) -> None:
+        """``resultsfs umount`` against a SIGSTOPped daemon returns in bounded time, unmounted."""
+        FileBackend(tmp_path / "store").close()
+        mount = start(tmp_path / "store", tmp_path / "mnt")
+        daemon = mount.pid
+        try:
+            os.kill(daemon, signal.SIGSTOP)
+            time.sleep(1.2)  # the kernel's cached attributes of the root expire: a stat would ask
+            started = time.monotonic()
+            done = resultsfs("umount", str(mount.mnt), "--timeout", "5", check=False, timeout=60)
+            assert time.monotonic() - started < 12, "umount hung on a stopped daemon"
+            assert done.returncode == 0, done.stderr
+            assert not os.path.ismount(mount.mnt)
+        finally:
+            os.kill(daemon, signal.SIGCONT)
+            stop(mount)
+
+    def test_force_aborts_requests_stuck_in_a_stopped_daemon(self, tmp_path: Path) -> None:
+        """``--force`` aborts the connection: a read stuck in the stopped daemon fails at once."""
+        store = ResultStore(FileBackend(tmp_path / "store"))
+        store.set("r", Counter(writer="w", value=1))
+        mount = start(tmp_path / "store", tmp_path / "mnt", ["--cache-timeout", "0"])
+        daemon = mount.pid
+        try:
+            os.kill(daemon, signal.SIGSTOP)
+            stuck = subprocess.Popen(
+                ["cat", str(mount.path("r.json"))], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            time.sleep(0.5)
+            assert stuck.poll() is None  # waiting for the daemon
+            done = resultsfs("umount", str(mount.mnt), "--force", "--timeout", "5", check=False, timeout=60)
+            assert done.returncode == 0 and "aborted" in done.stdout, done.stderr
+            stuck.wait(timeout=10)
+            assert stuck.returncode != 0
+            stuck.stdout.close()  # type: ignore[union-attr]
+            stuck.stderr.close()  # type: ignore[union-attr]
+            assert not os.path.ismount(mount.mnt)
+        finally:
+            os.kill(daemon, signal.SIGCONT)
+            stop(mount)
+
+
 class TestShellWriters:
     def test_several_processes_writing_through_one_redirection_commit_once(self, mount: Mount) -> None:
         """``(cat part1; cat part2) > x.json`` stores the whole content; the first cat's close does not commit."""
@@ -450,3 +532,33 @@ def test_writes_to_a_result_that_is_removed_while_open_go_nowhere(mount: Mount) 
     os.close(fd)
     assert not path.exists()
     assert not mount.backing("sweep3/lr0.1/seed7.json").exists()
+
+
+class TestNames:
+    NAMES = ["c1\x85x", "sep\u2028x", "rtl\u202ex", "zero\u200bx", "cafe\u0301"]
+
+    def test_ids_that_would_print_as_other_lines_or_names_are_refused(self, store: ResultStore) -> None:
+        """Each ID is one line in ``resultsfs ls``: C1 controls, separators and bidi controls are
+        refused, and an NFD spelling cannot make a twin of an NFC one."""
+        store.set("caf\xe9", Counter(writer="nfc", value=1))
+        for name in self.NAMES:
+            with pytest.raises(ValueError, match="invalid result ID"):
+                store.set(name, Counter(writer="t", value=1))
+        store.set("plain", Counter(writer="t", value=1))
+        listing = subprocess.run(
+            [sys.executable, "-m", "resultsfs", "ls", str(store.backend.url)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert listing.stdout.splitlines() == ["caf\xe9", "plain"]
+
+    def test_such_names_cannot_be_created_through_the_mount(self, mount: Mount) -> None:
+        """The mount refuses them with EINVAL at create, mkdir and rename, for results and scratch files alike."""
+        for name in self.NAMES:
+            for target in (name + ".json", name + ".tmp"):
+                assert write_errno(mount.path(f"sweep3/{target}"), _envelope(1)) == errno.EINVAL, target
+            with pytest.raises(OSError) as info:
+                os.mkdir(mount.path(name))
+            assert info.value.errno == errno.EINVAL
+        assert sorted(os.listdir(mount.path("sweep3"))) == ["lr0.1"]

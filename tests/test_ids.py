@@ -53,12 +53,26 @@ class TestInvalidIds:
             ("bad\udcff", "not valid text"),
             (b"bytes", "not a string"),
             (42, "a string or a list"),
+            ("c1\x85next-line", "control character U+0085"),
+            ("csi\x9b2J", "control character U+009B"),
+            ("two\u2028lines", "line separator character U+2028"),
+            ("para\u2029graph", "paragraph separator character U+2029"),
+            ("evil\u202egnp.json", "invisible format character U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+            ("left\u2066isolate", "U+2066"),
+            ("zero\u200bwidth", "U+200B"),
+            ("\ufeffbom", "U+FEFF"),
+            ("cafe\u0301", "not in Unicode NFC form ('cafe\\u0301'); write it as 'caf\xe9'"),
         ],
     )
     def test_rejected_with_reason(self, bad: object, reason: str) -> None:
         with pytest.raises(InvalidResultIdError, match=re.escape(reason)) as info:
             ids.normalize_id(bad)  # type: ignore[arg-type]
         assert isinstance(info.value, ValueError)
+
+    def test_nfc_and_ordinary_non_ascii_text_are_fine(self) -> None:
+        assert ids.normalize_id(["caf\xe9", "\u05e2\u05d1\u05e8\u05d9\u05ea", "emoji\U0001f600"]) == (
+            "caf\xe9/\u05e2\u05d1\u05e8\u05d9\u05ea/emoji\U0001f600"
+        )
 
     def test_too_deep(self) -> None:
         with pytest.raises(InvalidResultIdError, match="parts"):

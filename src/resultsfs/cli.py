@@ -156,6 +156,12 @@ def main() -> None:
 @click.option(
     "--debug", is_flag=True, help="Log at debug level (each validation, each commit). -o debug traces FUSE."
 )
+@click.option(
+    "--trust-models",
+    is_flag=True,
+    help="Load --models files even if users other than root and you could have written them "
+    "(models are code the daemon runs).",
+)
 @_reported
 def mount(
     store: str,
@@ -177,6 +183,7 @@ def mount(
     threads: int,
     cache_timeout: float,
     debug: bool,
+    trust_models: bool,
 ) -> None:
     """Mount STORE on MOUNTPOINT; returns once the mount is ready (unless -f)."""
     from resultsfs.fs.mount import MountConfig
@@ -208,18 +215,34 @@ def mount(
             pid_file=pid_file,
             max_result_bytes=max_result_bytes,
             debug=debug,
+            trust_models=trust_models,
         )
     )
 
 
 @main.command()
-@click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
+# A plain string: click.Path would stat it, which hangs when the daemon does not answer.
+@click.argument("mountpoint")
+@click.option("--lazy", is_flag=True, help="Detach even if busy; open files stay usable until closed.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Abort the daemon's connection first (uncommitted writes are lost), then detach.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up after this long.",
+)
 @_reported
-def umount(mountpoint: Path) -> None:
-    """Unmount MOUNTPOINT, or clear it if its daemon died."""
+def umount(mountpoint: str, lazy: bool, force: bool, timeout: float) -> None:
+    """Unmount MOUNTPOINT, or clear it if its daemon died (never hangs on a stopped daemon)."""
     from resultsfs.fs.mount import unmount
 
-    click.echo(f"{mountpoint}: {unmount(mountpoint)}")
+    click.echo(f"{mountpoint}: {unmount(Path(mountpoint), timeout=timeout, lazy=lazy, force=force)}")
 
 
 @main.command(name="ls")

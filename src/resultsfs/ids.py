@@ -8,8 +8,15 @@ ID can reach outside it and no two IDs share a file:
 * no empty ID, no empty part (``"a//b"`` is an error, not an alias of ``"a/b"``);
 * no ``.``/``..``, no absolute path, no part starting with ``.`` (the store's own files,
   temp files and lock records all start with ``.``);
-* no NUL, ``/`` inside a part, or other control character (newlines break every line-based
-  tool that lists IDs);
+* no NUL, ``/`` inside a part, or other control character, C1 controls included (a newline
+  breaks every line-based tool that lists IDs; ``\x85`` and ``\x9b`` are line and escape
+  controls to some terminals);
+* no line or paragraph separator (U+2028, U+2029), and no invisible format character: bidi
+  overrides and isolates (which make ``ls`` show names in another order than they have),
+  zero-width characters, the byte order mark, the soft hyphen (Unicode category Cf);
+* one spelling per name: a part must be in Unicode normalization form NFC, so ``café`` typed
+  on Linux (NFC) and copied from macOS (NFD) cannot become two results that look alike; the
+  error gives the NFC spelling;
 * text only: a part must encode to UTF-8 (lone surrogates, i.e. undecodable file names,
   are refused);
 * a directory part may not end in ``.json`` (it would collide with the file of a result);
@@ -20,6 +27,7 @@ ID can reach outside it and no two IDs share a file:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from resultsfs.errors import InvalidResultIdError
@@ -37,6 +45,32 @@ MAX_PART_BYTES = 255 - len(SUFFIX)
 MAX_DEPTH = 64
 
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/]")
+
+#: Unicode categories no name may contain: controls (C0 and C1), format characters (bidi
+#: controls, zero-width characters, the byte order mark), line and paragraph separators, and
+#: surrogates (undecodable bytes).
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def unusable_character(name: str) -> str | None:
+    """Why ``name`` cannot name anything (a character it may not hold, or not NFC); ``None`` if it can."""
+    for char in name:
+        if ord(char) < 0x80 and not (char < " " or char == "\x7f"):
+            continue
+        category = unicodedata.category(char)
+        if category in _FORBIDDEN_CATEGORIES:
+            what = {
+                "Cc": "control",
+                "Cf": "invisible format",
+                "Zl": "line separator",
+                "Zp": "paragraph separator",
+            }
+            kind = what.get(category, "undecodable")
+            return f"it contains the {kind} character U+{ord(char):04X} ({unicodedata.name(char, 'unnamed')})"
+    if not name.isascii() and not unicodedata.is_normalized("NFC", name):
+        nfc = unicodedata.normalize("NFC", name)
+        return f"it is not in Unicode NFC form ({name!a}); write it as {nfc!r}, that is {nfc!a}"
+    return None
 
 
 def _fail(shown: object, reason: str) -> InvalidResultIdError:
@@ -60,6 +94,9 @@ def check_part(part: str, *, is_last: bool, shown: object) -> None:
         size = len(part.encode("utf-8"))
     except UnicodeEncodeError:
         raise _fail(shown, f"part {part!r} is not valid text (undecodable bytes)") from None
+    unusable = unusable_character(part)
+    if unusable is not None:
+        raise _fail(shown, f"part {part!r}: {unusable}")
     if size > MAX_PART_BYTES:
         raise _fail(shown, f"part is {size} bytes long, over the limit of {MAX_PART_BYTES}")
     if not is_last and part.endswith(SUFFIX):

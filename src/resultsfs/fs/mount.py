@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import select
 import shutil
 import signal
@@ -31,6 +32,7 @@ from resultsfs.errors import MountError, ResultsError
 from resultsfs.fs import DEFAULT_CACHE_TIMEOUT, DEFAULT_THREADS
 from resultsfs.fs.binding import ResultsFUSE
 from resultsfs.fs.operations import MountOptions, ResultsOperations
+from resultsfs.fs.trust import check_models_trusted
 from resultsfs.store import DEFAULT_MAX_RESULT_BYTES, ResultStore
 
 log = logging.getLogger(__name__)
@@ -62,21 +64,59 @@ class MountConfig:
     #: Results larger than this are refused (EFBIG).
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     debug: bool = False
+    #: Load ``models`` even if users other than root and the mounting user could have written them.
+    trust_models: bool = False
 
 
-def mount_state(mountpoint: Path) -> str:
-    """``"mounted"``, ``"stale"`` (daemon gone), or ``"none"``."""
-    try:
-        os.stat(mountpoint)
-    except OSError as exc:
-        if exc.errno == errno.ENOTCONN:
-            return "stale"
-        if exc.errno == errno.ESTALE:
-            return "mounted"  # a live daemon whose store directory was replaced
-        if exc.errno == errno.ENOENT:
-            return "none"
-        raise
-    return "mounted" if os.path.ismount(mountpoint) else "none"
+#: How long a mount may take to answer a ``stat`` before it counts as unresponsive.
+PROBE_TIMEOUT = 2.0
+
+
+def _unescape(field: str) -> str:
+    """A ``/proc/self/mountinfo`` path field (spaces and the like are octal escapes)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _mount_entry(mountpoint: Path) -> list[str] | None:
+    """The ``/proc/self/mountinfo`` fields of the mount at ``mountpoint``, or ``None``.
+
+    Reading the table never touches the mount, so it cannot hang on a daemon that does not
+    answer (``stat`` of the mount point would: it asks the daemon).
+    """
+    target = os.path.join(os.path.realpath(mountpoint.parent), mountpoint.name)
+    found = None
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
+        for line in table:
+            fields = line.split()
+            if len(fields) > 4 and _unescape(fields[4]) == target:
+                found = fields  # the last one is the one on top
+    return found
+
+
+def mount_state(mountpoint: Path, timeout: float = PROBE_TIMEOUT) -> str:
+    """``"mounted"``, ``"stale"`` (daemon gone), ``"unresponsive"`` (it does not answer within
+    ``timeout`` seconds: stopped or hung), or ``"none"``."""
+    if _mount_entry(mountpoint) is None:
+        return "none"
+    # The probe runs in a child: a stat stuck in a daemon that does not answer keeps the mount
+    # busy, and only killing the process that made it lets the mount go.
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            os.stat(mountpoint)
+        except OSError as exc:
+            os._exit(2 if exc.errno == errno.ENOTCONN else 0)
+        os._exit(0)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            return "stale" if os.waitstatus_to_exitcode(status) == 2 else "mounted"
+        if time.monotonic() > deadline:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            return "unresponsive"
+        time.sleep(0.005)
 
 
 def _preflight(config: MountConfig) -> None:
@@ -86,6 +126,11 @@ def _preflight(config: MountConfig) -> None:
         raise MountError(
             f"{mountpoint} is a stale mount (its daemon died: 'Transport endpoint is not connected'); "
             f"clear it with: resultsfs umount {mountpoint}"
+        )
+    if state == "unresponsive":
+        raise MountError(
+            f"{mountpoint} is a mount point whose daemon does not answer (stopped or hung); clear it "
+            f"with: resultsfs umount --force {mountpoint}"
         )
     if state == "mounted":
         raise MountError(
@@ -102,6 +147,8 @@ def _preflight(config: MountConfig) -> None:
     if not os.path.exists("/dev/fuse"):
         raise MountError("/dev/fuse is missing: load the fuse kernel module (modprobe fuse)")
     for spec in config.models:
+        if not config.trust_models:
+            check_models_trusted(spec, _mounting_users())
         registry.load_models(spec)
     # Open the store once here, so that a wrong URL, a refused connection or a missing database
     # is reported by `resultsfs mount` itself rather than by a daemon that already detached.
@@ -109,6 +156,15 @@ def _preflight(config: MountConfig) -> None:
         open_backend(config.store, create_if_missing=False, read_only=config.options.read_only).close()
     except (ResultsError, OSError, ValueError) as exc:
         raise MountError(f"cannot open store {config.store}: {exc}") from exc
+
+
+def _mounting_users() -> frozenset[int]:
+    """Who may own a models file: root, the mounting user, and the user who ran sudo."""
+    users = {0, os.geteuid(), os.getuid()}
+    sudo_uid = os.environ.get("SUDO_UID", "")
+    if os.geteuid() == 0 and sudo_uid.isdigit():
+        users.add(int(sudo_uid))
+    return frozenset(users)
 
 
 def _fsname(store: str) -> str:
@@ -284,29 +340,63 @@ def _daemonize(config: MountConfig, ready_fd: int) -> None:  # pragma: no cover 
     os._exit(0)
 
 
-def unmount(mountpoint: Path, *, timeout: float = 10.0) -> str:
-    """Unmount, or clear a stale mount; returns what was done. Raises :class:`MountError`."""
+def unmount(mountpoint: Path, *, timeout: float = 10.0, lazy: bool = False, force: bool = False) -> str:
+    """Unmount, or clear a stale mount; returns what was done. Raises :class:`MountError`.
+
+    Every step is bounded by ``timeout`` seconds, also when the daemon is stopped or hung.
+    ``lazy`` detaches the mount even if it is busy (programs keep their open files until they
+    close them); ``force`` first aborts the FUSE connection, so that every request still in
+    flight fails at once (uncommitted writes are lost), then detaches it.
+    """
     mountpoint = mountpoint.absolute()
     state = mount_state(mountpoint)
     if state == "none":
         raise MountError(f"{mountpoint} is not mounted")
+    if force:
+        _run_bounded(["umount", "-f", str(mountpoint)], timeout)  # MNT_FORCE aborts a FUSE connection
+        lazy = True
+    elif state == "stale":
+        lazy = True
     tool = shutil.which("fusermount3") or shutil.which("fusermount")
-    lazy = state == "stale"
-    command = [tool, "-u", "-z", str(mountpoint)] if tool else ["umount", "-l", str(mountpoint)]
-    if not lazy:
-        command = [tool, "-u", str(mountpoint)] if tool else ["umount", str(mountpoint)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+    if tool:
+        command = [tool, "-u", *(["-z"] if lazy else []), str(mountpoint)]
+    else:
+        command = ["umount", *(["-l"] if lazy else []), str(mountpoint)]
+    done = _run_bounded(command, timeout)
+    if done is None:
+        raise MountError(
+            f"cannot unmount {mountpoint}: {command[0]} did not finish within {timeout:g}s; the daemon is "
+            f"not answering. Detach it with: resultsfs umount --lazy {mountpoint}, or abort it (uncommitted "
+            f"writes are lost) with: resultsfs umount --force {mountpoint}"
+        )
+    if done.returncode != 0 and _mount_entry(mountpoint) is not None:
         reason = (done.stderr or done.stdout).strip()
         if "busy" in reason.lower():
             raise MountError(
-                f"cannot unmount {mountpoint}: it is busy (a program has a file open or a shell is "
-                f"inside it); close them, or detach now with: fusermount3 -uz {mountpoint}"
+                f"cannot unmount {mountpoint}: it is busy (a program has a file open or a shell is inside "
+                f"it); close them, or detach it now with: resultsfs umount --lazy {mountpoint}"
             )
         raise MountError(f"cannot unmount {mountpoint}: {reason}")
     deadline = time.monotonic() + timeout
-    while mount_state(mountpoint) != "none":
+    while _mount_entry(mountpoint) is not None:
         if time.monotonic() > deadline:
-            raise MountError(f"{mountpoint} is still mounted {timeout:g}s after unmounting")
+            raise MountError(
+                f"{mountpoint} is still mounted {timeout:g}s after unmounting; detach it with: "
+                f"resultsfs umount --lazy {mountpoint}"
+            )
         time.sleep(0.02)
-    return "cleared stale mount" if lazy else "unmounted"
+    if force:
+        return "aborted and detached"
+    if state == "stale":
+        return "cleared stale mount"
+    if state == "unresponsive":
+        return "unmounted (its daemon was not answering)"
+    return "detached" if lazy else "unmounted"
+
+
+def _run_bounded(command: list[str], timeout: float) -> subprocess.CompletedProcess[str] | None:
+    """Run ``command``; ``None`` if it did not finish within ``timeout`` seconds (it is killed)."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None

@@ -83,15 +83,17 @@ def classify(path: str) -> Node | None:
 
 
 def _unusable(name: str) -> str | None:
-    """Why no file, not even a scratch file, may have this name (None if it may)."""
+    """Why no file, not even a scratch file, may have this name (None if it may).
+
+    The same characters as in IDs (:func:`resultsfs.ids.unusable_character`): a scratch file
+    may become a result by a rename, and a name that cannot be one should fail at once.
+    """
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         return "the name is not valid UTF-8"
-    for char in name:
-        if ord(char) < 32 or ord(char) == 127:
-            return f"the name contains the control character {char!r}"
-    return None
+    reason = ids.unusable_character(name)
+    return f"the name cannot be used: {reason}" if reason is not None else None
 
 
 def join(directory: str, name: str) -> str:
