@@ -101,7 +101,7 @@ class MountModel(RuleBasedStateMachine):
         if rel in self.dirs:
             return
         assert self.write_file(rel, submitted(value, style)) is None
-        self.results[rel] = canonical(value)
+        self.results[rel] = submitted(value, style)  # a valid envelope is stored as written
         self.placeholders.discard(rel)
 
     @rule(d=st.sampled_from(DIRS), n=st.sampled_from(NAMES), bad=st.sampled_from(BAD))
@@ -139,7 +139,7 @@ class MountModel(RuleBasedStateMachine):
             valid = False
         if valid:
             assert code is None
-            self.results[dst] = canonical(value)
+            self.results[dst] = content
             self.placeholders.discard(dst)
             del self.scratch[src]
         else:

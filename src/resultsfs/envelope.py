@@ -113,6 +113,48 @@ def decode_submission(raw: bytes, where: str) -> Envelope | dict[str, Any]:
     return obj
 
 
+def same_as_written(raw: bytes, written: Envelope, validated: Envelope) -> bool:
+    """True if ``raw`` (which decoded as ``written``) may be stored as it is for ``validated``.
+
+    So it may when validation changed no value the writer wrote: same model type and
+    namespace, and every value written is in the validated data unchanged, types included
+    (``1`` and ``1.0``, ``true`` and ``1`` differ). Fields the writer left out may have been
+    filled in with their defaults: the bytes still read back as the same result. Bytes with a
+    duplicate key are never kept (parsers disagree on which one wins).
+    """
+    if (written.model_type, written.namespace) != (validated.model_type, validated.namespace):
+        return False
+    if not _unchanged(written.data, validated.data):
+        return False
+    try:
+        json.loads(raw, object_pairs_hook=_refuse_duplicates)
+    except ValueError:
+        return False
+    return True
+
+
+def _unchanged(written: Any, validated: Any) -> bool:
+    """True if validation kept every value of ``written`` as it is (it may only add defaults)."""
+    if isinstance(written, dict):
+        return isinstance(validated, dict) and all(
+            key in validated and _unchanged(value, validated[key]) for key, value in written.items()
+        )
+    if isinstance(written, list):
+        return (
+            isinstance(validated, list)
+            and len(written) == len(validated)
+            and all(_unchanged(w, v) for w, v in zip(written, validated, strict=True))
+        )
+    return type(written) is type(validated) and bool(written == validated)
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise ValueError("duplicate key")
+    return found
+
+
 def looks_like_json_object_start(prefix: bytes) -> bool:
     """False if no JSON object can start with ``prefix`` (its first non-blank byte is not ``{``).
 

@@ -400,10 +400,13 @@ class ResultStore:
         change: MetaChange = NO_CHANGE,
         replace_meta: bool = False,
     ) -> bool:
-        """Validate bytes written by a user and store their canonical envelope.
+        """Validate bytes written by a user and store them.
 
         ``raw`` is a full envelope, or the bare data object of the model of the result already
-        stored under the ID. Raises :class:`CorruptResultError` (not JSON, not an object),
+        stored under the ID. A full envelope whose values validation left exactly as they were
+        is stored as written (the writer's layout: ``cmp`` after ``cp`` holds, and ``rsync``
+        sees the same size); otherwise, and for bare data, the canonical envelope is stored.
+        Raises :class:`CorruptResultError` (not JSON, not an object),
         :class:`ModelNotRegisteredError`, :class:`ResultValidationError`, and the errors of
         ``set``. ``lock_wait`` bounds the wait for another holder's lease; ``exclusive``
         (``O_EXCL``) refuses an existing result whatever ``behavior`` says. ``change`` is the
@@ -441,7 +444,10 @@ class ResultStore:
                 stored = existing.envelope()
                 model_type, namespace, data = stored.model_type, stored.namespace, submitted
                 cls = registry.resolve_model(model_type, namespace)
-            return _canonical(_validate(cls, data, rid), namespace, rid)
+            env, canonical = _canonical(_validate(cls, data, rid), namespace, rid)
+            if isinstance(submitted, Envelope) and envelope.same_as_written(raw, submitted, env):
+                return env, raw  # validation changed nothing: keep the writer's own bytes
+            return env, canonical
 
         effective = SetBehavior.RAISE_IF_EXISTS if exclusive else _behavior(behavior)
         return self._commit(

@@ -20,6 +20,7 @@ from pathlib import Path
 from resultsfs.errors import UnsafePathError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0)
 _CREATE_RETRIES = 20
 
 
@@ -101,9 +102,18 @@ class BackingTree:
             return os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
 
     def open_file(self, parts: Sequence[str], flags: int = os.O_RDONLY, mode: int = 0o666) -> int:
-        """A new descriptor of the entry ``parts`` (never a symlink: :class:`UnsafePathError`)."""
+        """A new descriptor of the entry ``parts`` (never a symlink: :class:`UnsafePathError`).
+
+        Opened for reading, the file's access time is left alone (``O_NOATIME``, where this
+        process may ask for it): the store reading a result is not a user reading it.
+        """
         with self.directory(parts[:-1]) as dir_fd:
             try:
+                if flags & os.O_ACCMODE == os.O_RDONLY and not flags & os.O_PATH:
+                    try:
+                        return os.open(parts[-1], flags | _READ_FLAGS, mode, dir_fd=dir_fd)
+                    except PermissionError:
+                        pass  # O_NOATIME needs ownership (or CAP_FOWNER); read without it
                 return os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
             except OSError as exc:
                 if exc.errno == errno.ELOOP:

@@ -648,7 +648,12 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 if handle.opener and thread_group(context()[2]) != handle.opener:
                     # Another process closing its copy of the descriptor (each command of
                     # `(cat a; cat b) > x.json`): the opener's close, or the last one, commits.
-                    log.debug("%s: close by a process that did not open it; commit deferred", handle.path)
+                    log.debug(
+                        "%s: close by a process that did not open it (%s, opened by %s); commit deferred",
+                        handle.path,
+                        context(),
+                        handle.opener,
+                    )
                     return 0
                 self._commit(handle)
             elif handle.failure is not None:
