@@ -58,6 +58,7 @@ from resultsfs import (
     open_backend,
     register_model,
 )
+from resultsfs.envelope import encode_model
 
 FORK = multiprocessing.get_context("fork")
 
@@ -307,6 +308,19 @@ class StoreContract:
             store.set_bytes("r", json.dumps(envelope).encode(), exclusive=True)
         with pytest.raises(ResultsError, match="invalid JSON"):
             store.set_bytes("r", b"{nope")
+
+    def test_the_bytes_read_back_are_exactly_those_stored(self, store: ResultStore) -> None:
+        """A valid envelope keeps its writer's layout (key order, spacing) on every backend;
+        values validation changed, or bare data, are stored canonically."""
+        written = (
+            b'{"data": {"value": 1, "writer": "sh"},\n "model_type": "Counter", "namespace": "default"}\n'
+        )
+        store.set_bytes("kept", written)
+        assert store.read("kept").raw == written
+        store.set_bytes("changed", b'{"model_type": "Counter", "data": {"writer": "sh", "value": true}}')
+        assert store.read("changed").raw == encode_model(Counter(writer="sh", value=1), "default")[1]
+        store.set("api", Counter(writer="api", value=1))
+        assert store.read("api").raw == encode_model(Counter(writer="api", value=1), "default")[1]
 
     # ------------------------------------------------------------ listing
 

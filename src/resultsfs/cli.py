@@ -307,6 +307,57 @@ def rm(store: str, result_ids: Sequence[str], holder: str | None) -> None:
 
 
 @main.command()
+@click.argument("source")
+@click.argument("target")
+@_models_option
+@click.option(
+    "--behavior",
+    "on_exists",
+    type=click.Choice(list(ON_EXISTS)),
+    default="raise",
+    show_default=True,
+    help="What to do with a result TARGET already has.",
+)
+@click.option("--prefix", help="Copy only this result and those below it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_reported
+def copy(
+    source: str, target: str, models: Sequence[str], on_exists: str, prefix: str | None, as_json: bool
+) -> None:
+    """Copy every result of SOURCE into TARGET (paths or URLs of any backends).
+
+    Each result is validated on its way in, and keeps its bytes, mode and times. Results
+    that cannot be copied are listed; the exit status is then 1.
+    """
+    _load_models(models)
+    src = _store(source, read_only=True)
+    dst = ResultStore(open_backend(target, create_if_missing=True))
+    if sys.stderr.isatty() and not as_json:
+        with click.progressbar(length=len(src.list_ids(prefix)), label="copying", file=sys.stderr) as bar:
+            report = src.copy_to(
+                dst, ON_EXISTS[on_exists], prefix=prefix, progress=lambda done, total: bar.update(1)
+            )
+    else:
+        report = src.copy_to(dst, ON_EXISTS[on_exists], prefix=prefix)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"copied": report.copied, "kept": report.kept, "failed": [list(f) for f in report.failed]},
+                indent=2,
+            )
+        )
+    else:
+        for rid, reason in report.failed:
+            click.echo(f"failed  {rid}: {reason}")
+        click.echo(
+            f"{len(report.copied)} copied, {len(report.kept)} left as they were, {len(report.failed)} failed "
+            f"({src.backend.url} -> {dst.backend.url})"
+        )
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command()
 @click.argument("store", type=click.Path(file_okay=False))
 @_models_option
 @click.option("--fix", is_flag=True, help="Remove abandoned temp files and dead lease records.")

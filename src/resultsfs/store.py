@@ -106,6 +106,17 @@ class CheckReport:
         return not self.problems
 
 
+@dataclass
+class CopyReport:
+    """What :meth:`ResultStore.copy_to` did, result by result."""
+
+    copied: list[str] = field(default_factory=list)
+    #: Results the target already had and kept (``SKIP_IF_EXISTS``, or equal under ``RAISE_IF_DIFFERENT``).
+    kept: list[str] = field(default_factory=list)
+    #: ``(ID, reason)`` of every result that could not be copied.
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What validating one stored version found: its envelope (if it decodes) and the error, if any."""
@@ -660,6 +671,37 @@ class ResultStore:
                 + ", ".join(repr(r) for r in locked[:10])
                 + (" ..." if len(locked) > 10 else "")
             )
+
+    def copy_to(
+        self,
+        target: ResultStore,
+        behavior: SetBehavior | str = SetBehavior.RAISE_IF_EXISTS,
+        *,
+        prefix: ResultId | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> CopyReport:
+        """Copy every result (below ``prefix``) into ``target``, which may be any backend.
+
+        Each result is validated on its way in, as every write is (its model must be
+        registered), and keeps its bytes, mode and times. One result that cannot be copied
+        (invalid, unregistered, already there under ``RAISE_IF_EXISTS``, leased in the target)
+        is reported and the copy goes on. ``progress`` is called with (done, total).
+        """
+        chosen = _behavior(behavior)
+        report = CopyReport()
+        found = self.list_ids(prefix)
+        for done, rid in enumerate(found, 1):
+            try:
+                stored = self.read(rid)
+                change = MetaChange(mode=stored.meta.mode, times=(stored.meta.atime_ns, stored.meta.mtime_ns))
+                written = target.set_bytes(rid, stored.raw, chosen, change=change)
+            except ResultsError as exc:
+                report.failed.append((rid, str(exc)))
+            else:
+                (report.copied if written else report.kept).append(rid)
+            if progress is not None:
+                progress(done, len(found))
+        return report
 
     # ----------------------------------------------------------------- directories
 

@@ -87,6 +87,7 @@ class PostgresBackend(SqlBackend):
     data_in = "::jsonb"
     data_out = "::text"
     foreign_writers = False
+    data_keeps_order = False
     transient = (
         psycopg.errors.SerializationFailure,
         psycopg.errors.DeadlockDetected,

@@ -185,6 +185,9 @@ class SqlBackend(ResultsBackend):
     #: True if other programs write the results table (results_manager does, on SQLite):
     #: every row's metadata is then checked against a digest of its data.
     foreign_writers = True
+    #: False if the data column does not keep the written text (JSONB orders keys its own way):
+    #: then the exact bytes of every result are kept beside it.
+    data_keeps_order = True
     #: Exceptions after which a transaction is tried again.
     transient: tuple[type[BaseException], ...] = ()
 
@@ -500,10 +503,13 @@ class _SqlTransaction(Transaction):
         if updated.rowcount == 0:
             self._run(_INSERT_RESULT, (rid, env.model_type, env.namespace, data_text))
         canonical = envelope.encode(env.model_type, env.namespace, env.data)
+        # The bytes are kept beside the data when they are not the data's canonical envelope,
+        # and always where the data column does not keep key order (PostgreSQL's JSONB).
+        keep = raw != canonical or not self.backend.data_keeps_order
         self._put_meta(
             rid,
             data_text,
-            None if raw == canonical else raw,
+            raw if keep else None,
             change.mode if change.mode is not None else mode,
             change.owner if change.owner is not None else owner,
             (now if atime == OMIT else atime, now if mtime == OMIT else mtime),
