@@ -62,12 +62,3 @@ def test_an_unreachable_server_is_a_clear_error(tmp_path: object) -> None:
     with pytest.raises(StoreNotFoundError, match="cannot connect to store postgresql://"):
         open_backend("postgresql:///nodb?host=/nonexistent-socket-dir&connect_timeout=2")
     assert time.monotonic() - started < 30
-
-
-def test_the_url_shown_hides_the_password() -> None:
-    from resultsfs.backends.postgres import _shown
-
-    assert _shown("postgresql://lab:s3cret@db.example/results") == "postgresql://lab:***@db.example/results"
-    assert (
-        _shown("postgresql:///results?host=/run/postgresql") == "postgresql:///results?host=/run/postgresql"
-    )

@@ -35,6 +35,7 @@ from resultsfs.errors import (
     ResultValidationError,
     StoreNotFoundError,
     StoreReplacedError,
+    StoreURLError,
     UnsafePathError,
 )
 from resultsfs.ids import ResultId
@@ -112,6 +113,7 @@ __all__ = [
     "SqliteBackend",
     "StoreNotFoundError",
     "StoreReplacedError",
+    "StoreURLError",
     "StoredResult",
     "Transaction",
     "UnsafePathError",

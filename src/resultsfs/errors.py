@@ -178,6 +178,10 @@ class NotSupportedError(ResultsError, OSError):
     """The backend cannot do this (a capability it lacks); the message says which and why."""
 
 
+class StoreURLError(ResultsError, ValueError):
+    """A store URL cannot name a store: a host in a ``file:``/``sqlite:`` URL, or no path."""
+
+
 class StoreNotFoundError(ResultsError, FileNotFoundError):
     """The store's base directory does not exist and may not be created."""
 

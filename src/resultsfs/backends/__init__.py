@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from resultsfs.backends.base import ResultsBackend
+from resultsfs.errors import StoreURLError
 
 #: URL schemes and the backend each names (``module:Class``, imported on first use so that
 #: a driver a user does not need, such as psycopg, need not be installed).
@@ -77,11 +78,34 @@ def _path_of(url: str) -> str:
     else:
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
-            raise ValueError(f"{url!r}: a {scheme} URL names a local path; no host is allowed")
+            raise StoreURLError(f"{url!r}: a {scheme} URL names a local path; no host is allowed")
         path = "/" + unquote(parts.path).lstrip("/") if parts.path else ""
     if not path:
-        raise ValueError(f"{url!r}: no path (write {scheme}:///absolute/path or sqlite:relative.db)")
+        raise StoreURLError(f"{url!r}: no path (write {scheme}:///absolute/path or sqlite:relative.db)")
     return str(Path(path))
 
 
-__all__ = ["SCHEMES", "ResultsBackend", "backend_class", "is_url", "open_backend"]
+def shown_url(store: str | os.PathLike[str]) -> str:
+    """``store`` as messages and logs may show it: a URL's password replaced by ``***``.
+
+    Both places libpq takes a password from are covered: ``user:secret@host`` and
+    ``?password=secret``.
+    """
+    name = os.fspath(store)
+    if not is_url(name) or "://" not in name:
+        return name
+    scheme, _, rest = name.partition("://")
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    authority, after = rest[:cut], rest[cut:]
+    userinfo, at, host = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.partition(':')[0]}:***@{host}"
+    path, question, query = after.partition("?")
+    if question:
+        query = "&".join(
+            "password=***" if pair.partition("=")[0] == "password" else pair for pair in query.split("&")
+        )
+    return f"{scheme}://{authority}{path}{question}{query}"
+
+
+__all__ = ["SCHEMES", "ResultsBackend", "backend_class", "is_url", "open_backend", "shown_url"]

@@ -23,12 +23,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pendulum
 import psycopg
 import psycopg_pool
 
+from resultsfs.backends import shown_url
 from resultsfs.backends.base import Meta
 from resultsfs.backends.sql import SqlBackend
 from resultsfs.errors import LockTimeoutError, StoreNotFoundError
@@ -66,14 +66,6 @@ _SCHEMA_LOCK = 0x72657375
 def _lock_key(rid: str) -> int:
     """The advisory lock of an ID: 64 bits of its hash, as PostgreSQL's signed bigint."""
     return int.from_bytes(hashlib.blake2b(rid.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
-
-
-def _shown(dsn: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(dsn)
-    if parts.password:
-        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-    return dsn
 
 
 class PostgresBackend(SqlBackend):
@@ -135,7 +127,7 @@ class PostgresBackend(SqlBackend):
 
     @property
     def url(self) -> str:
-        return _shown(self.dsn)
+        return shown_url(self.dsn)
 
     # ------------------------------------------------------------ connections
 

@@ -23,10 +23,9 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from resultsfs import registry
-from resultsfs.backends import is_url, open_backend
+from resultsfs.backends import is_url, open_backend, shown_url
 from resultsfs.backends.files import META_DIR
 from resultsfs.errors import MountError, ResultsError
 from resultsfs.fs import DEFAULT_CACHE_TIMEOUT, DEFAULT_THREADS
@@ -155,7 +154,7 @@ def _preflight(config: MountConfig) -> None:
     try:
         open_backend(config.store, create_if_missing=False, read_only=config.options.read_only).close()
     except (ResultsError, OSError, ValueError) as exc:
-        raise MountError(f"cannot open store {config.store}: {exc}") from exc
+        raise MountError(f"cannot open store {shown_url(config.store)}: {exc}") from exc
 
 
 def _mounting_users() -> frozenset[int]:
@@ -169,13 +168,7 @@ def _mounting_users() -> frozenset[int]:
 
 def _fsname(store: str) -> str:
     """What ``df`` and ``/proc/mounts`` show: the store's path, or its URL without a password."""
-    if is_url(store):
-        parts = urlsplit(store)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            store = urlunsplit(parts._replace(netloc=netloc))
-    else:
-        store = str(Path(store).resolve())
+    store = shown_url(store) if is_url(store) else str(Path(store).resolve())
     # libfuse splits -o on commas; a backslash escapes one.
     return store.replace("\\", "\\\\").replace(",", "\\,")
 
@@ -249,7 +242,7 @@ def _serve(config: MountConfig, on_ready: Callable[[], None] | None = None) -> N
             on_ready()
 
     operations = ResultsOperations(store, config.options, on_ready=ready)
-    log.info("mounting %s on %s (%s)", config.store, config.mountpoint, config.options)
+    log.info("mounting %s on %s (%s)", shown_url(config.store), config.mountpoint, config.options)
     try:
         ResultsFUSE(operations, str(config.mountpoint), raw_fi=True, **_fuse_kwargs(config))
     except RuntimeError as exc:
@@ -257,7 +250,7 @@ def _serve(config: MountConfig, on_ready: Callable[[], None] | None = None) -> N
         # unmounted cleanly by then. Before readiness it is a real failure.
         if not operations.ready:
             raise MountError(
-                f"cannot mount {config.store} on {config.mountpoint} (libfuse error {exc})"
+                f"cannot mount {shown_url(config.store)} on {config.mountpoint} (libfuse error {exc})"
             ) from exc
         log.info("stopped by a signal; unmounted %s", config.mountpoint)
     finally:
