@@ -30,6 +30,7 @@ from resultsfs.backends.files import META_DIR
 from resultsfs.errors import MountError, ResultsError
 from resultsfs.fs import DEFAULT_CACHE_TIMEOUT, DEFAULT_THREADS
 from resultsfs.fs.binding import ResultsFUSE
+from resultsfs.fs.notify import notify
 from resultsfs.fs.operations import MountOptions, ResultsOperations
 from resultsfs.fs.trust import check_models_trusted
 from resultsfs.store import DEFAULT_MAX_RESULT_BYTES, ResultStore
@@ -238,6 +239,7 @@ def _serve(config: MountConfig, on_ready: Callable[[], None] | None = None) -> N
     def ready() -> None:
         if config.pid_file is not None:
             config.pid_file.write_text(f"{os.getpid()}\n")
+        notify(f"READY=1\nSTATUS=serving {shown_url(config.store)} on {config.mountpoint}")
         if on_ready is not None:
             on_ready()
 
@@ -254,6 +256,7 @@ def _serve(config: MountConfig, on_ready: Callable[[], None] | None = None) -> N
             ) from exc
         log.info("stopped by a signal; unmounted %s", config.mountpoint)
     finally:
+        notify("STOPPING=1")
         if config.pid_file is not None:
             with suppress(FileNotFoundError):
                 config.pid_file.unlink()
