@@ -507,11 +507,19 @@ class Passthrough(FuseSide):
 
 
 class Resultsfs(FuseSide):
-    def __init__(self, store: Path, mnt: Path, workdir: Path, extra: Sequence[str]) -> None:
-        super().__init__("resultsfs", mnt, workdir)
+    """``resultsfs mount -f`` of ``store`` (a directory, or any store URL) on ``mnt``.
+
+    ``name`` names the side and its pid and log files in ``workdir``, so that several mounts
+    (one per backend, :mod:`backend_bench`) can share a work directory.
+    """
+
+    def __init__(
+        self, store: Path | str, mnt: Path, workdir: Path, extra: Sequence[str], name: str = "resultsfs"
+    ) -> None:
+        super().__init__(name, mnt, workdir)
         self.store = store
         self.extra = list(extra)
-        self.pid_file = workdir / "resultsfs.pid"
+        self.pid_file = workdir / f"{name}.pid"
 
     def command(self, debug: bool) -> list[str]:
         with contextlib.suppress(FileNotFoundError):
@@ -519,7 +527,7 @@ class Resultsfs(FuseSide):
         return [
             sys.executable, "-m", "resultsfs", "mount", "-f", str(self.store), str(self.root),
             "--models", str(MODELS_FILE), "--pid-file", str(self.pid_file),
-            "--log-file", str(self.workdir / "resultsfs.log"),
+            "--log-file", str(self.workdir / f"{self.name}.log"),
             *(["-o", "debug"] if debug else []), *self.extra,
         ]  # fmt: skip
 
@@ -975,7 +983,18 @@ def print_report(report: Report, out: IO[str] = sys.stdout) -> None:
 
 
 def write_json(report: Report, directory: Path) -> Path:
+    """``report`` as ``directory/<timestamp>.json``; the path written."""
+    return save_json(report.to_json(), directory)
+
+
+def save_json(data: dict[str, Any], directory: Path) -> Path:
+    """``data`` as ``directory/<timestamp>.json`` (run.py adds the ``backends`` section)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def host_json() -> dict[str, Any]:
+    """The ``created`` and ``host`` keys of a report, for a run without the filesystem section."""
+    return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": _host()}

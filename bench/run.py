@@ -1,13 +1,19 @@
 """``make bench``: resultsfs against the backing directory and a C passthrough, as printed tables.
 
 Runs :mod:`fuse_bench` (the filesystem workloads side by side, FUSE request counts per file,
-the daemon's peak RSS, and the Python API against a results_manager-style baseline), prints
-the tables and writes the same figures to ``bench/results/<timestamp>.json``.
+the daemon's peak RSS, and the Python API against a results_manager-style baseline), then
+:mod:`backend_bench` (the directory, SQLite and PostgreSQL backends side by side: API set, get,
+exists, list_ids and mount cold reads, over the same results; PostgreSQL on a throwaway server
+it starts and stops), prints the tables and writes the same figures to
+``bench/results/<timestamp>.json``.
 
 The store has 3,000 results by default; ``BENCH_N=100000`` (or ``--files``) runs a large one.
 ``--quick`` is a smoke run (300 results, fewer commits and API operations). ``--legacy`` also
 prints the older mount table (``--threads 4`` against ``--threads 1``, :mod:`mount_bench`).
-Mounting needs root or FUSE access; the passthrough needs gcc, pkg-config and libfuse3-dev.
+The per-backend table uses the API's operation count (3,000, or 300 with ``--quick``);
+``--no-backends`` skips it, ``--backends-only`` runs only it. Mounting needs root or FUSE
+access; the passthrough needs gcc, pkg-config and libfuse3-dev; the PostgreSQL column needs
+root and Debian's ``postgresql`` (``make testdeps``), and is skipped, saying why, without them.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import backend_bench
 import fuse_bench
 import mount_bench
 
@@ -54,6 +62,11 @@ def main() -> None:
     )
     parser.add_argument("--deadline", type=float, help="seconds before the watchdog aborts the mounts")
     parser.add_argument("--legacy", action="store_true", help="also run the --threads 4/1 mount table")
+    section = parser.add_mutually_exclusive_group()
+    section.add_argument("--no-backends", action="store_true", help="skip the per-backend table")
+    section.add_argument(
+        "--backends-only", action="store_true", help="only the per-backend table (no filesystem workloads)"
+    )
     parser.add_argument("--json-dir", type=Path, default=RESULTS_DIR, help="where the JSON report goes")
     args = parser.parse_args()
 
@@ -72,9 +85,20 @@ def main() -> None:
         mount_args=tuple(args.mount_arg),
         deadline=args.deadline,
     )
-    report = fuse_bench.run(config, _progress)
-    fuse_bench.print_report(report)
-    path = fuse_bench.write_json(report, args.json_dir)
+    if args.backends_only:
+        data: dict[str, Any] = fuse_bench.host_json()
+    else:
+        report = fuse_bench.run(config, _progress)
+        fuse_bench.print_report(report)
+        data = report.to_json()
+    if not args.no_backends:
+        # The same N as the API table above: its operations per round.
+        backends = backend_bench.run(
+            config.api_ops, config.rounds, config.mount_args, args.deadline, _progress
+        )
+        backend_bench.print_report(backends)
+        data["backends"] = backends.to_json()
+    path = fuse_bench.save_json(data, args.json_dir)
     print(f"\nJSON: {path}")
 
     if args.legacy:
