@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,19 @@ if str(TESTS_DIR) not in sys.path:
 import models  # noqa: E402  (registers the test models)
 from mounting import Mount  # noqa: E402
 from resultsfs import FileBackend, ResultsManager, ResultStore, registry  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Mounts of SQL stores keep their staging and lost+found here, not in /var/lib/resultsfs."""
+    state = tmp_path_factory.mktemp("state")
+    saved = os.environ.get("RESULTSFS_STATE_DIR")
+    os.environ["RESULTSFS_STATE_DIR"] = str(state)
+    yield state
+    if saved is None:
+        os.environ.pop("RESULTSFS_STATE_DIR", None)
+    else:
+        os.environ["RESULTSFS_STATE_DIR"] = saved
 
 
 @pytest.fixture(autouse=True)

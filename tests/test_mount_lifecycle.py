@@ -10,7 +10,6 @@ from pathlib import Path
 from models import Counter
 from mounting import MODELS, RESULTSFS, mount_state, mounted, resultsfs, start, stop, wait_until
 from resultsfs import FileBackend
-from resultsfs.atomic import process_is_running
 
 
 def _store(tmp_path: Path) -> Path:
@@ -120,24 +119,6 @@ def test_foreground_mode_logs_to_stderr_until_unmounted(tmp_path: Path) -> None:
             subprocess.run(["fusermount3", "-uz", str(mnt)], check=False)
             proc.kill()
             proc.communicate()
-
-
-def test_staging_of_a_dead_mount_is_removed_by_the_next_mount(tmp_path: Path) -> None:
-    store, mnt = _store(tmp_path), tmp_path / "mnt"
-    mount = start(store, mnt)
-    try:
-        (mnt / "scratch.tmp").write_text("partial")
-        dead = mount.pid
-        os.kill(dead, signal.SIGKILL)
-        wait_until(lambda: not process_is_running(dead), 10, "the killed daemon did not exit")
-        resultsfs("umount", str(mnt))
-        staging = store / ".resultsfs" / "staging"
-        assert any(staging.rglob("scratch.tmp"))
-        mount = start(store, mnt)
-        assert not any(p.name == "scratch.tmp" for p in staging.rglob("*"))
-        assert "scratch.tmp" not in os.listdir(mnt)
-    finally:
-        stop(mount)
 
 
 def test_a_store_written_by_results_manager_mounts_in_the_background(tmp_path: Path) -> None:

@@ -162,6 +162,11 @@ def main() -> None:
     help="Load --models files even if users other than root and you could have written them "
     "(models are code the daemon runs).",
 )
+@click.option(
+    "--allow-non-empty",
+    is_flag=True,
+    help="Mount over a directory that holds files (hidden while mounted).",
+)
 @_reported
 def mount(
     store: str,
@@ -184,6 +189,7 @@ def mount(
     cache_timeout: float,
     debug: bool,
     trust_models: bool,
+    allow_non_empty: bool,
 ) -> None:
     """Mount STORE on MOUNTPOINT; returns once the mount is ready (unless -f)."""
     from resultsfs.fs.mount import MountConfig
@@ -216,7 +222,9 @@ def mount(
             max_result_bytes=max_result_bytes,
             debug=debug,
             trust_models=trust_models,
-        )
+            allow_non_empty=allow_non_empty,
+        ),
+        say=lambda notice: click.echo(f"resultsfs: note: {notice}", err=True),
     )
 
 

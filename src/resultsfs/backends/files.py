@@ -420,6 +420,7 @@ class FileBackend(ResultsBackend):
     def inspect(self, fix: bool) -> Iterator[Finding]:
         fix = fix and not self.read_only
         yield from self._inspect_dir([], fix)
+        yield from self._kept_by_mounts()
         for name, rid in self._records.dead(self.clock()):
             detail = f"expired lease on {rid!r}" if rid else "unreadable lease record"
             path = f"{META_DIR}/leases/{name}"
@@ -434,6 +435,30 @@ class FileBackend(ResultsBackend):
                 # Lease records are written through temp files too.
                 for removed in self._remove_stale_temps([META_DIR, "leases"]):
                     yield Finding("stale-temp", removed, "temp file of a writer that is gone", fixed=True)
+
+    def _kept_by_mounts(self) -> Iterator[Finding]:
+        """Files a mount kept in ``.resultsfs/lost+found`` (they never became results)."""
+        pending: list[tuple[str, ...]] = [(META_DIR, "lost+found")]
+        while pending:
+            parts = pending.pop()
+            try:
+                dir_fd = self.tree.open_dir(parts)
+            except (OSError, UnsafePathError):
+                continue  # none, or not ours to read (a daemon's private directory)
+            try:
+                with os.scandir(dir_fd) as entries:
+                    for entry in sorted(entries, key=lambda e: e.name):
+                        if entry.is_dir(follow_symlinks=False):
+                            pending.append((*parts, entry.name))
+                        elif entry.is_file(follow_symlinks=False):
+                            size = entry.stat(follow_symlinks=False).st_size
+                            yield Finding(
+                                "lost-found",
+                                "/".join((*parts, entry.name)),
+                                f"{size} bytes written through a mount that never became a result",
+                            )
+            finally:
+                os.close(dir_fd)
 
     def _inspect_dir(self, parts: list[str], fix: bool) -> Iterator[Finding]:
         try:

@@ -18,11 +18,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from resultsfs import registry
 from resultsfs.backends import is_url, open_backend, shown_url
@@ -32,6 +34,7 @@ from resultsfs.fs import DEFAULT_CACHE_TIMEOUT, DEFAULT_THREADS
 from resultsfs.fs.binding import ResultsFUSE
 from resultsfs.fs.notify import notify
 from resultsfs.fs.operations import MountOptions, ResultsOperations
+from resultsfs.fs.staging import LOST_FOUND, kept_files, scratch_location
 from resultsfs.fs.trust import check_models_trusted
 from resultsfs.store import DEFAULT_MAX_RESULT_BYTES, ResultStore
 
@@ -66,6 +69,8 @@ class MountConfig:
     debug: bool = False
     #: Load ``models`` even if users other than root and the mounting user could have written them.
     trust_models: bool = False
+    #: Mount over a directory that holds files (they are hidden while mounted).
+    allow_non_empty: bool = False
 
 
 #: How long a mount may take to answer a ``stat`` before it counts as unresponsive.
@@ -119,7 +124,8 @@ def mount_state(mountpoint: Path, timeout: float = PROBE_TIMEOUT) -> str:
         time.sleep(0.005)
 
 
-def _preflight(config: MountConfig) -> None:
+def _preflight(config: MountConfig) -> list[str]:
+    """Refuse what cannot work, with the reason; return notices worth telling the user."""
     mountpoint = config.mountpoint
     state = mount_state(mountpoint)
     if state == "stale":
@@ -138,6 +144,15 @@ def _preflight(config: MountConfig) -> None:
         )
     if not mountpoint.is_dir():
         raise MountError(f"mount point {mountpoint} does not exist or is not a directory")
+    if not config.allow_non_empty:
+        with os.scandir(mountpoint) as entries:
+            there = sorted(entry.name for entry in entries)
+        if there:
+            shown = ", ".join(repr(name) for name in there[:3]) + (", ..." if len(there) > 3 else "")
+            raise MountError(
+                f"mount point {mountpoint} is not empty ({len(there)} entries: {shown}); the mount would "
+                "hide them. Choose an empty directory, or pass --allow-non-empty"
+            )
     if not is_url(config.store):
         store = Path(config.store)
         if not store.is_dir():
@@ -150,12 +165,39 @@ def _preflight(config: MountConfig) -> None:
         if not config.trust_models:
             check_models_trusted(spec, _mounting_users())
         registry.load_models(spec)
+    if not config.options.lenient and not any(
+        registry.get_models_in_namespace(ns) for ns in registry.get_namespaces()
+    ):
+        named = (
+            f"--models {' '.join(config.models)} registered no model"
+            if config.models
+            else "no --models given"
+        )
+        raise MountError(
+            f"{named}: every read would fail with EIO. Name the module or .py file that registers the "
+            "models (with @register_model) with --models or RESULTSFS_MODELS, or mount with --lenient to "
+            "serve results without validating them"
+        )
     # Open the store once here, so that a wrong URL, a refused connection or a missing database
     # is reported by `resultsfs mount` itself rather than by a daemon that already detached.
     try:
-        open_backend(config.store, create_if_missing=False, read_only=config.options.read_only).close()
+        backend = open_backend(config.store, create_if_missing=False, read_only=config.options.read_only)
     except (ResultsError, OSError, ValueError) as exc:
         raise MountError(f"cannot open store {shown_url(config.store)}: {exc}") from exc
+    try:
+        notices = []
+        if not config.options.read_only:
+            anchor, parts = scratch_location(backend.scratch_dir(), backend.url)
+            kept = kept_files(anchor, parts)
+            if kept:
+                where = Path(anchor).joinpath(*parts[:-1], LOST_FOUND)
+                notices.append(
+                    f"{len(kept)} files written through earlier mounts of this store never became results "
+                    f"and were kept in {where} (resultsfs check lists them)"
+                )
+        return notices
+    finally:
+        backend.close()
 
 
 def _mounting_users() -> frozenset[int]:
@@ -262,27 +304,36 @@ def _serve(config: MountConfig, on_ready: Callable[[], None] | None = None) -> N
                 config.pid_file.unlink()
 
 
-def mount(config: MountConfig) -> None:
-    """Mount a store; in the background unless ``config.foreground``. Raises :class:`MountError`."""
+def mount(config: MountConfig, say: Callable[[str], None] | None = None) -> None:
+    """Mount a store; in the background unless ``config.foreground``. Raises :class:`MountError`.
+
+    ``say`` is told what the user should know before the mount starts (files kept by earlier
+    mounts); the daemon's log has it too.
+    """
     if not is_url(config.store):
         config.store = str(Path(config.store).absolute())
     config.mountpoint = config.mountpoint.absolute()
     if config.pid_file is not None:
         config.pid_file = config.pid_file.absolute()
-    _preflight(config)
+    notices = _preflight(config)
+    for notice in notices:
+        if say is not None:
+            say(notice)
     if config.foreground:
         _configure_logging(config, None)
+        for notice in notices:
+            log.warning("%s", notice)
         _serve(config)
         return
-    _mount_in_background(config)
+    _mount_in_background(config, notices)
 
 
-def _mount_in_background(config: MountConfig) -> None:
+def _mount_in_background(config: MountConfig, notices: Sequence[str] = ()) -> None:
     read_fd, write_fd = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the daemon
         os.close(read_fd)
-        _daemonize(config, write_fd)
+        _daemonize(config, write_fd, notices)
     os.close(write_fd)
     os.waitpid(child, 0)  # the first child exits at once; the daemon is its child
     message = _read_ready(read_fd, READY_TIMEOUT)
@@ -309,31 +360,52 @@ def _read_ready(fd: int, timeout: float) -> str:
     return b"".join(chunks).decode(errors="replace").strip()
 
 
-def _daemonize(config: MountConfig, ready_fd: int) -> None:  # pragma: no cover - runs in the daemon
-    """Detach (setsid, second fork), then serve; report readiness or failure on ``ready_fd``."""
-    try:
-        os.setsid()
-        if os.fork() != 0:
-            os._exit(0)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.close(devnull)
-        os.chdir("/")
-        _configure_logging(config, _default_log_file(config))
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+def _daemonize(
+    config: MountConfig, ready_fd: int, notices: Sequence[str] = ()
+) -> None:  # pragma: no cover - runs in the daemon
+    """Detach (setsid, second fork), then serve; report readiness or failure on ``ready_fd``.
 
-        def ready() -> None:
-            os.write(ready_fd, b"ready\n")
-            os.close(ready_fd)
+    Until the mount is ready, what libfuse and fusermount3 print (a bad ``-o`` option,
+    ``/dev/fuse`` permissions) goes to a private file, so that a failure reports their own
+    words rather than a bare "libfuse error 3".
+    """
+    with tempfile.TemporaryFile() as fuse_said:
+        try:
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1):
+                os.dup2(devnull, fd)
+            os.dup2(fuse_said.fileno(), 2)
+            os.chdir("/")
+            _configure_logging(config, _default_log_file(config))
+            for notice in notices:
+                log.warning("%s", notice)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
-        _serve(config, ready)
-    except BaseException as exc:  # the parent must hear of every failure
-        log.exception("mount failed")
-        with suppress(OSError):
-            os.write(ready_fd, f"mount failed: {exc}\n".encode())
-        os._exit(1)
-    os._exit(0)
+            def ready() -> None:
+                os.dup2(devnull, 2)
+                os.write(ready_fd, b"ready\n")
+                os.close(ready_fd)
+
+            _serve(config, ready)
+        except BaseException as exc:  # the parent must hear of every failure
+            log.exception("mount failed")
+            said = _fuse_messages(fuse_said)
+            with suppress(OSError):
+                os.write(ready_fd, f"mount failed: {exc}{f': {said}' if said else ''}\n".encode())
+            os._exit(1)
+        os._exit(0)
+
+
+def _fuse_messages(file: IO[bytes]) -> str:
+    """What libfuse printed to stderr, on one line (the last 2000 characters)."""
+    with suppress(OSError):
+        file.seek(0)
+        text = file.read().decode(errors="replace")
+        return " ".join(line.strip() for line in text.splitlines() if line.strip())[-2000:]
+    return ""
 
 
 def unmount(mountpoint: Path, *, timeout: float = 10.0, lazy: bool = False, force: bool = False) -> str:

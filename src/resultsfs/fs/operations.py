@@ -54,7 +54,7 @@ from resultsfs.fs.handles import (
 )
 from resultsfs.fs.paths import Kind, Node, classify, join
 from resultsfs.fs.processes import thread_group
-from resultsfs.fs.staging import Staging
+from resultsfs.fs.staging import Staging, scratch_location
 from resultsfs.leases import IsolationLevel
 from resultsfs.store import ResultStore, SetBehavior
 
@@ -173,8 +173,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         self.budget = BufferBudget(options.buffer_memory, options.max_pending_bytes)
         self.staging: Staging | None = None
         if not options.read_only:
-            anchor, inside = store.backend.scratch_dir() or (None, ())
-            self.staging = Staging(anchor, inside)
+            self.staging = Staging(*scratch_location(store.backend.scratch_dir(), store.backend.url))
         #: Reasons of the last refused writes, commits or reads per path (newest last).
         self._errors: dict[str, list[str]] = {}
         self._placeholders: dict[str, Placeholder] = {}
@@ -926,7 +925,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         elif src.kind is Kind.RESULT:
             self._result_to_scratch(src, dst)
         else:
-            self._staging().rename(src.path, dst.path)
+            self._refuse_keeping(src, dst)
         # Whatever was at the destination (a placeholder too) is replaced, unless the placeholder
         # is what moved there; nothing stays at the source. Writers of the replaced destination
         # no longer write the result there: the descriptor follows the replaced file, not the name.
@@ -980,7 +979,10 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         finally:
             os.close(fd)
         owner = (st.st_uid, st.st_gid) if self._is_root else None
-        change = MetaChange(mode=stat.S_IMODE(st.st_mode), owner=owner)
+        # The scratch file's times too: rsync sets them before its rename, and compares them next time.
+        change = MetaChange(
+            mode=stat.S_IMODE(st.st_mode), owner=owner, times=(st.st_atime_ns, st.st_mtime_ns)
+        )
         written = self._commit_bytes(dst, raw, exclusive=exclusive, change=change, replace_meta=True)
         if not written and self.options.on_exists is SetBehavior.SKIP_IF_EXISTS:
             self._record_error(
@@ -990,6 +992,21 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             )
             raise _fail(errno.EEXIST)
         staging.unlink(src.path)
+
+    def _refuse_keeping(self, src: Node, dst: Node) -> None:
+        """A scratch file may not be renamed to a name that is not a result: EPERM.
+
+        That rename is how a program puts a file in its final place (rsync, ``install``): the
+        file would look kept but is not. Refusing it tells the program at once (rsync reports
+        the file and exits 23) instead of the file vanishing later.
+        """
+        self._record_error(
+            src.path,
+            "rename refused",
+            f"{dst.name!r} is not a result name (results end in .json), and the mount keeps only "
+            f"results; {src.path} stays a scratch file",
+        )
+        raise _fail(errno.EPERM)
 
     def _result_to_scratch(self, src: Node, dst: Node) -> None:
         """``mv x.json x.json~`` (an editor's backup): the result leaves the store for a scratch file.
@@ -1105,6 +1122,9 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         if node.kind is not Kind.RESULT:
             if node.kind is Kind.ROOT or self._dir_meta(node) is not None:
                 raise _fail(ENOATTR)
+            error = self._error_of(node.path) if name == xattrs.ERROR else None
+            if error is not None and self._is_scratch(node):
+                return error.encode("utf-8")  # why a rename of this scratch file was refused
             return self._staging().getxattr(node.path, name)
         if not name.startswith(xattrs.PREFIX):
             raise _fail(ENOATTR)  # the fast answer to ls -l (security.selinux, POSIX ACLs) and write
@@ -1133,7 +1153,10 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             )
         if node.kind is Kind.ROOT or self._dir_meta(node) is not None:
             return []
-        return self._staging().listxattr(node.path)
+        listed = self._staging().listxattr(node.path)
+        if self._error_of(node.path) is not None and xattrs.ERROR not in listed:
+            listed.append(xattrs.ERROR)
+        return listed
 
     @_translate
     def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:

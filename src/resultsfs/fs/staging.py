@@ -8,25 +8,28 @@ Write buffers that grow large spill here too (unnamed files that vanish when clo
 
 The area is a directory this daemon creates with a fresh random name and mode 0700, under
 ``<store>/.resultsfs/staging/`` for a directory store (the store's filesystem, so large
-scratch files cost no memory) or the system temp directory otherwise, and verifies: a
-directory owned by the daemon's user that nobody else may enter. Every access goes through
-its descriptor, one component at a time, never following a link, so a user who can write the
-store's root cannot redirect the daemon (which usually runs as root) with a planted symlink,
-and no other user can read a scratch file through the backing store. At unmount each scratch
-file still there is logged with its name and size before the area is removed; the areas of
-daemons that died are removed, and logged, by the next mount.
+scratch files cost no memory) or under the state directory (:func:`state_dir`) otherwise, and
+verifies: a directory owned by the daemon's user that nobody else may enter. Every access goes
+through its descriptor, one component at a time, never following a link, so a user who can
+write the store's root cannot redirect the daemon (which usually runs as root) with a planted
+symlink, and no other user can read a scratch file through the backing store.
+
+Nothing a program wrote is dropped without a trace: a scratch file still there when the mount
+ends (or its daemon dies) is kept, with the area, in ``lost+found/`` beside ``staging/``, and
+each one is logged with its name and size; the next mount and ``resultsfs check`` report them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 import secrets
 import socket
 import stat
-import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -39,12 +42,66 @@ log = logging.getLogger(__name__)
 
 _HOST = socket.gethostname().replace("/", "_")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_AREA_NAME = re.compile(r"^(?P<host>.+)\.(?P<pid>\d+)(?:\.[0-9a-f]{8})?$")
+#: ``<host>.<pid>.<8 hex digits>``; the random part is required, or a host name with dots and a
+#: random part of digits only (``vm.4176.54964024``) would read as host ``vm.4176``.
+_AREA_NAME = re.compile(r"^(?P<host>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}$")
+#: Where kept scratch files go: beside ``staging/``.
+LOST_FOUND = "lost+found"
 
 
 def _parts(mount_path: str) -> tuple[str, ...]:
     stripped = mount_path.strip("/")
     return tuple(stripped.split("/")) if stripped else ()
+
+
+def state_dir() -> Path:
+    """Where a mount of a store that is not a directory keeps its staging area and lost+found.
+
+    ``$RESULTSFS_STATE_DIR`` if set; ``/var/lib/resultsfs`` for root; otherwise
+    ``$XDG_STATE_HOME/resultsfs`` (``~/.local/state/resultsfs``). A durable place, not the
+    system temp directory: what is kept there must survive a reboot.
+    """
+    chosen = os.environ.get("RESULTSFS_STATE_DIR")
+    if chosen:
+        return Path(chosen)
+    if os.geteuid() == 0:
+        return Path("/var/lib/resultsfs")
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "resultsfs"
+
+
+def scratch_location(
+    scratch_dir: tuple[str, tuple[str, ...]] | None, store_url: str
+) -> tuple[str, tuple[str, ...]]:
+    """The anchor and the parts below it of a store's ``staging/`` directory.
+
+    ``scratch_dir`` is what the backend offers (:meth:`ResultsBackend.scratch_dir`); without
+    one, a directory of the state directory named after the store is used (its ``store``
+    file says which store, for a human reading it).
+    """
+    if scratch_dir is not None:
+        return scratch_dir
+    base = state_dir()
+    key = hashlib.sha256(store_url.encode()).hexdigest()[:16]
+    home = base / "stores" / key
+    home.mkdir(parents=True, mode=0o700, exist_ok=True)
+    label = home / "store"
+    if not label.exists():
+        label.write_text(store_url + "\n")
+    return str(base), ("stores", key, "staging")
+
+
+def kept_files(anchor: str, staging_parts: Sequence[str]) -> list[tuple[str, int]]:
+    """``(path, size)`` of every file in the ``lost+found`` beside a ``staging`` directory."""
+    where = Path(anchor).joinpath(*staging_parts[:-1], LOST_FOUND)
+    try:
+        tree = BackingTree(where, fd=os.open(where, _DIR_FLAGS))
+    except OSError:
+        return []
+    try:
+        return [(str(where.joinpath(*parts)), size) for parts, size in scratch_files(tree, ())]
+    finally:
+        tree.close()
 
 
 class Staging:
@@ -54,17 +111,19 @@ class Staging:
     made below it in ``inside`` (created as needed, never followed if a link).
     """
 
-    def __init__(self, anchor: str | None = None, inside: Sequence[str] = ()) -> None:
-        anchor = anchor or tempfile.gettempdir()
+    def __init__(self, anchor: str, inside: Sequence[str]) -> None:
+        if not inside:
+            raise ValueError("the staging area needs a directory of its own below the anchor")
         anchor_fd = os.open(anchor, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         parent_tree = BackingTree(Path(anchor), fd=anchor_fd, dir_mode=0o755)
         try:
-            self._parent_fd = (
-                parent_tree.open_dir(tuple(inside) or (), create=True) if inside else os.dup(anchor_fd)
-            )
+            self._parent_fd = parent_tree.open_dir(tuple(inside), create=True)
+            #: ``lost+found`` beside ``staging``: made private when first needed.
+            self._lost_parent_fd = parent_tree.open_dir(tuple(inside[:-1]), create=True)
         finally:
             parent_tree.close()
-        remove_dead_areas(self._parent_fd, Path(anchor).joinpath(*inside))
+        self._lost_shown = Path(anchor).joinpath(*inside[:-1], LOST_FOUND)
+        remove_dead_areas(self._parent_fd, Path(anchor).joinpath(*inside), self._keep)
         self.name = f"{_HOST}.{os.getpid()}.{secrets.token_hex(4)}"
         os.mkdir(self.name, 0o700, dir_fd=self._parent_fd)
         fd = os.open(self.name, _DIR_FLAGS, dir_fd=self._parent_fd)
@@ -256,13 +315,8 @@ class Staging:
     # ------------------------------------------------------------ the end
 
     def close(self) -> None:
-        """Log every scratch file still here with its size, then remove the area."""
-        for parts, size in scratch_files(self.tree, ()):
-            log.warning(
-                "discarded scratch file %s (%d bytes): it was never renamed onto a result",
-                "/" + "/".join(parts),
-                size,
-            )
+        """Keep the scratch files still here in ``lost+found`` (each one logged), or remove the area."""
+        kept = list(scratch_files(self.tree, ()))
         ours = os.fstat(self.tree.base_fd)
         self.tree.close()
         try:
@@ -270,15 +324,45 @@ class Staging:
         except FileNotFoundError:
             there = None
         if there is not None and (there.st_dev, there.st_ino) == (ours.st_dev, ours.st_ino):
-            with suppress(OSError):
-                remove_tree(self._parent_fd, self.name)
+            if kept:
+                self._keep(self._parent_fd, self.name, kept, "it never became a result")
+            else:
+                with suppress(OSError):
+                    remove_tree(self._parent_fd, self.name)
         elif there is not None:
             log.error("%s is no longer the staging directory this mount made; left as it is", self.root)
         os.close(self._parent_fd)
+        os.close(self._lost_parent_fd)
+
+    def _keep(self, parent_fd: int, name: str, files: list[tuple[tuple[str, ...], int]], why: str) -> None:
+        """Move area ``name`` (holding ``files``) into ``lost+found`` and log each file."""
+        with suppress(FileExistsError):
+            os.mkdir(LOST_FOUND, 0o700, dir_fd=self._lost_parent_fd)
+        kept_as = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.{name}"
+        lost_fd = os.open(LOST_FOUND, _DIR_FLAGS, dir_fd=self._lost_parent_fd)
+        try:
+            os.rename(name, kept_as, src_dir_fd=parent_fd, dst_dir_fd=lost_fd)
+        except OSError:
+            log.exception("could not keep %d scratch files of %s in %s", len(files), name, self._lost_shown)
+            return
+        finally:
+            os.close(lost_fd)
+        for parts, size in files:
+            log.warning(
+                "kept scratch file %s (%d bytes) as %s: %s",
+                "/" + "/".join(parts),
+                size,
+                self._lost_shown.joinpath(kept_as, *parts),
+                why,
+            )
 
 
-def remove_dead_areas(parent_fd: int, shown: Path) -> None:
-    """Remove (and log) the staging areas of mounts on this host whose daemon is gone."""
+def remove_dead_areas(parent_fd: int, shown: Path, keep: Callable[..., None]) -> None:
+    """Clear the staging areas of mounts on this host whose daemon is gone.
+
+    An area that still holds scratch files goes to ``lost+found`` through ``keep``; an empty
+    one is removed.
+    """
     try:
         entries = list(os.scandir(parent_fd))
     except OSError:
@@ -295,20 +379,18 @@ def remove_dead_areas(parent_fd: int, shown: Path) -> None:
             continue
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
             continue  # not one of ours: leave it
+        files: list[tuple[tuple[str, ...], int]] = []
         with suppress(OSError):
             leftover = BackingTree(shown / entry.name, fd=os.open(entry.name, _DIR_FLAGS, dir_fd=parent_fd))
             try:
-                for parts, size in scratch_files(leftover, ()):
-                    log.warning(
-                        "discarded scratch file %s (%d bytes) of a mount that died (%s)",
-                        "/" + "/".join(parts),
-                        size,
-                        entry.name,
-                    )
+                files = list(scratch_files(leftover, ()))
             finally:
                 leftover.close()
-        with suppress(OSError):
-            remove_tree(parent_fd, entry.name)
+        if files:
+            keep(parent_fd, entry.name, files, f"its mount died ({entry.name})")
+        else:
+            with suppress(OSError):
+                remove_tree(parent_fd, entry.name)
 
 
 def scratch_files(tree: BackingTree, parts: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], int]]:
