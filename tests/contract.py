@@ -25,10 +25,11 @@ import os
 import pickle
 import re
 import signal
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,14 @@ from resultsfs import (
 from resultsfs.envelope import encode_model
 
 FORK = multiprocessing.get_context("fork")
+
+
+def _errno_of(call: Callable[[], object]) -> int | None:
+    try:
+        call()
+    except OSError as exc:
+        return exc.errno
+    return None
 
 
 def run_config() -> RunConfig:
@@ -302,12 +311,89 @@ class StoreContract:
         assert store.set_bytes("r", json.dumps(envelope).encode()) is True
         assert store.set_bytes("r", b'{"writer": "sh", "value": 2}') is True
         assert store.get("r") == Counter(writer="sh", value=2)
-        with pytest.raises(ResultValidationError, match="bare data can only replace an existing result"):
+        with pytest.raises(
+            ResultValidationError, match=r"bare data .* names no model, and directory '/' is not bound"
+        ):
             store.set_bytes("new", b'{"writer": "sh", "value": 2}')
         with pytest.raises(ResultExistsError):
             store.set_bytes("r", json.dumps(envelope).encode(), exclusive=True)
         with pytest.raises(ResultsError, match="invalid JSON"):
             store.set_bytes("r", b"{nope")
+
+    def test_a_bound_directory_takes_bare_data_for_new_results(self, store: ResultStore, url: str) -> None:
+        binding = store.bind("runs", "default:Counter")
+        assert (binding.prefix, binding.model) == ("runs", "default:Counter")
+        store.set_bytes("runs/a/x", b'{"writer": "sh", "value": 3}')
+        assert store.get("runs/a/x") == Counter(writer="sh", value=3)
+        assert store.envelope_of("runs/a/x").model_type == "Counter"
+        assert store.binding("runs/a") == binding and store.binding("runs") == binding
+        assert store.binding("other") is None and store.binding(None) is None
+        # A nearer binding wins; a full envelope of any model is still taken below a binding.
+        store.bind(["runs", "m"], Metrics)
+        store.set_bytes("runs/m/y", b'{"loss": 0.5, "accuracy": 0.5}')
+        assert store.get("runs/m/y") == Metrics(loss=0.5, accuracy=0.5)
+        envelope = {"model_type": "Counter", "namespace": "default", "data": {"writer": "e", "value": 1}}
+        store.set_bytes("runs/m/z", json.dumps(envelope).encode())
+        assert store.get("runs/m/z") == Counter(writer="e", value=1)
+        # Bare data against the bound model's rules is refused like any invalid result.
+        with pytest.raises(ResultValidationError, match="'runs/m/w'"):
+            store.set_bytes("runs/m/w", b'{"loss": 0.5, "accuracy": 7}')
+        # Kept in the store: another opening sees the bindings; unbind removes only its own.
+        with ResultStore(url) as again:
+            assert [(b.prefix, b.model) for b in again.bindings()] == [
+                ("runs", "default:Counter"),
+                ("runs/m", "default:Metrics"),
+            ]
+            assert again.unbind("runs/m") is not None and again.unbind("runs/m") is None
+        assert store.binding("runs/m").model == "default:Counter"
+
+    def test_binding_names_a_registered_model_and_a_valid_directory(self, store: ResultStore) -> None:
+        with pytest.raises(ModelNotRegisteredError, match=r"'default:Ghost' is not registered.*--models"):
+            store.bind("runs", "Ghost")
+        with pytest.raises(ModelNotRegisteredError, match=r"registered as sweep:RunConfig"):
+            store.bind("runs", "default:RunConfig")
+        with pytest.raises(InvalidResultIdError):
+            store.bind("../up", "Counter")
+        whole = store.bind(None, Counter)
+        assert whole.prefix == "" and store.binding("any/where") == whole
+
+    def test_a_directory_moves_with_its_bindings(self, store: ResultStore) -> None:
+        store.bind("old/sub", Counter)
+        store.set_bytes("old/sub/x", b'{"writer": "m", "value": 1}')
+        store.rename_dir(["old"], ["new"])
+        assert [(b.prefix, b.model) for b in store.bindings()] == [("new/sub", "default:Counter")]
+        store.set_bytes("new/sub/y", b'{"writer": "m", "value": 2}')
+        assert store.list_ids() == ["new/sub/x", "new/sub/y"]
+
+    def test_bare_data_that_would_silently_reset_a_stored_field_is_refused(self, store: ResultStore) -> None:
+        store.set("m", Metrics(loss=0.5, accuracy=0.5, step=3))
+        with pytest.raises(ResultValidationError, match=r"leaves out 'step' \(stored 3, would become 0\)"):
+            store.set_bytes("m", b'{"loss": 0.4, "accuracy": 0.6}')
+        assert store.get("m").step == 3
+        # Fields left out that come back as they are stored (None here) are not lost.
+        store.set_bytes("m", b'{"loss": 0.4, "accuracy": 0.6, "step": 3}')
+        assert store.get("m") == Metrics(loss=0.4, accuracy=0.6, step=3)
+
+    def test_merge_patches_the_stored_data(self, store: ResultStore) -> None:
+        store.set("m", Metrics(loss=0.5, accuracy=0.5, step=3, inner=Inner(name="a", weights=(1.0,))))
+        store.set_bytes("m", b'{"loss": 0.25, "inner": {"name": "b"}}', merge=True)
+        assert store.get("m") == Metrics(
+            loss=0.25, accuracy=0.5, step=3, inner=Inner(name="b", weights=(1.0,))
+        )
+        store.set_bytes("m", b'{"inner": null}', merge=True)
+        assert store.get("m").inner is None
+        envelope = {"model_type": "Metrics", "namespace": "default", "data": {"step": 9}}
+        store.set_bytes("m", json.dumps(envelope).encode(), merge=True)
+        assert store.get("m").step == 9
+        with pytest.raises(
+            ResultValidationError, match="cannot merge a default:Counter envelope into a default:Metrics"
+        ):
+            store.set_bytes(
+                "m", b'{"model_type": "Counter", "data": {"writer": "x", "value": 1}}', merge=True
+            )
+        with pytest.raises(ResultValidationError, match="'m'"):
+            store.set_bytes("m", b'{"accuracy": 2}', merge=True)
+        assert store.get("m").step == 9
 
     def test_the_bytes_read_back_are_exactly_those_stored(self, store: ResultStore) -> None:
         """A valid envelope keeps its writer's layout (key order, spacing) on every backend;
@@ -563,9 +649,9 @@ class StoreContract:
         store.acquire_lock("r", holder="owner")
         timer = threading.Timer(0.3, store.release_lock, args=("r", "owner"))
         timer.start()
-        assert store.set_bytes("r", b'{"loss": 2, "accuracy": 0}', holder="writer", lock_wait=10) is True
+        assert store.set_bytes("r", b'{"loss": 2, "accuracy": 0, "step": 3}', holder="writer", lock_wait=10)
         timer.join()
-        assert store.get("r") == Metrics(loss=2, accuracy=0)
+        assert store.get("r") == Metrics(loss=2, accuracy=0, step=3)
 
     def test_no_answer_about_leases_is_cached(self, store: ResultStore, url: str) -> None:
         second = ResultStore(url)
@@ -890,12 +976,63 @@ class MountContract:
         steps = [store.get(f"{prefix}/{name}").step for name in ("new", "t", "c", "d")]  # type: ignore[attr-defined]
         assert steps == [12, 21, 22, 23]
 
-    def test_bare_data_written_to_a_result_replaces_its_data(
+    def test_bare_data_written_to_a_result_replaces_its_data_and_loses_nothing(
         self, space: tuple[Path, ResultStore, str]
     ) -> None:
         here, store, prefix = space
-        assert sh(f'echo \'{{"loss": 0.01, "accuracy": 1}}\' > {here}/seed7.json').returncode == 0
-        assert store.get(f"{prefix}/seed7") == Metrics(loss=0.01, accuracy=1)
+        assert sh(f'echo \'{{"loss": 0.01, "accuracy": 1, "step": 7}}\' > {here}/seed7.json').returncode == 0
+        assert store.get(f"{prefix}/seed7") == Metrics(loss=0.01, accuracy=1, step=7)
+        # Leaving out a field would reset it (step 8 -> 0): refused, and the result kept.
+        assert write_errno(here / "seed8.json", b'{"loss": 0.3, "accuracy": 0.3}') == errno.EINVAL
+        assert store.get(f"{prefix}/seed8").step == 8  # type: ignore[attr-defined]
+        why = sh(f"getfattr --only-values -n user.results.error {here}/seed8.json").stdout
+        assert "leaves out 'step' (stored 8, would become 0)" in why
+
+    def test_a_bound_directory_takes_bare_data_from_tee(self, space: tuple[Path, ResultStore, str]) -> None:
+        here, store, prefix = space
+        (here / "bound" / "deep").mkdir(parents=True)
+        assert sh(f"setfattr -n user.results.model -v default:Metrics {here}/bound").returncode == 0
+        shown = sh(f"getfattr --only-values -n user.results.model {here}/bound/deep").stdout
+        assert shown == "default:Metrics"
+        assert (
+            sh(f'echo \'{{"loss": 0.2, "accuracy": 0.7}}\' | tee {here}/bound/deep/r1.json').returncode == 0
+        )
+        assert store.get(f"{prefix}/bound/deep/r1") == Metrics(loss=0.2, accuracy=0.7)
+        assert store.binding(f"{prefix}/bound/deep").model == "default:Metrics"  # type: ignore[union-attr]
+        # Unbound again: bare data for a new result is refused, with the way out in the error.
+        assert sh(f"setfattr -x user.results.model {here}/bound").returncode == 0
+        assert write_errno(here / "bound" / "r2.json", b'{"loss": 0.2, "accuracy": 0.7}') == errno.EINVAL
+        why = sh(f"getfattr --only-values -n user.results.error {here}/bound/r2.json").stdout
+        assert "is not bound to one" in why
+        refused = sh(f"setfattr -n user.results.model -v default:Ghost {here}/bound")
+        assert refused.returncode != 0 and "Invalid argument" in refused.stderr
+
+    def test_schemas_let_any_program_check_a_result_before_writing_it(
+        self, space: tuple[Path, ResultStore, str], tmp_path: Path
+    ) -> None:
+        here, _, _ = space
+        mnt, check = here.parent, Path(sys.executable).parent / "check-jsonschema"
+        schemas = mnt / ".schemas"
+        assert ".schemas" not in os.listdir(mnt)
+        assert "default" in os.listdir(schemas) and "sweep" in os.listdir(schemas)
+        assert {"Metrics.json", "Metrics.envelope.json"} <= set(os.listdir(schemas / "default"))
+        assert json.loads((schemas / "default" / "Metrics.json").read_text())["title"] == "Metrics"
+        # A writer in any language checks bare data (or an envelope) first, then writes it.
+        good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+        good.write_text('{"loss": 0.1, "accuracy": 0.5}')
+        bad.write_text('{"loss": "low", "accuracy": 5}')
+        assert sh(f"{check} --schemafile {schemas}/default/Metrics.json {good}").returncode == 0
+        refused = sh(f"{check} --schemafile {schemas}/default/Metrics.json {bad}")
+        assert refused.returncode == 1 and "accuracy" in refused.stdout + refused.stderr
+        envelope_schema = schemas / "default" / "Metrics.envelope.json"
+        assert sh(f"{check} --schemafile {envelope_schema} {here}/seed7.json").returncode == 0
+        # Generated and read-only; find, grep -r and du over the mount never see it.
+        assert write_errno(schemas / "default" / "Metrics.json", b"{}") == errno.EROFS
+        assert write_errno(schemas / "default" / "Mine.json", b"{}") == errno.EROFS
+        assert _errno_of(lambda: os.mkdir(schemas / "x")) == errno.EROFS
+        assert _errno_of(lambda: os.unlink(schemas / "default" / "Metrics.json")) == errno.EROFS
+        assert ".schemas" not in sh(f"find {mnt}").stdout
+        assert sh(f"grep -rl '\"properties\"' {mnt}").stdout == ""
 
     def test_jq_to_a_temp_file_then_mv_commits_by_the_rename(
         self, space: tuple[Path, ResultStore, str]

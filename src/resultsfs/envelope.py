@@ -113,6 +113,22 @@ def decode_submission(raw: bytes, where: str) -> Envelope | dict[str, Any]:
     return obj
 
 
+def merge_patch(target: Any, patch: Any) -> Any:
+    """``patch`` applied to ``target`` as a JSON Merge Patch (RFC 7386).
+
+    Objects merge key by key, ``null`` removes a key, anything else replaces what was there.
+    """
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
 def same_as_written(raw: bytes, written: Envelope, validated: Envelope) -> bool:
     """True if ``raw`` (which decoded as ``written``) may be stored as it is for ``validated``.
 

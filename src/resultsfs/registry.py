@@ -163,6 +163,42 @@ def get_models_in_namespace(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
         return sorted(_registry.get(namespace, {}))
 
 
+def all_models() -> list[tuple[str, str, type[BaseModel]]]:
+    """Every registered ``(namespace, model type name, class)``, sorted."""
+    with _lock:
+        return sorted(
+            ((ns, name, cls) for ns, models in _registry.items() for name, cls in models.items()),
+            key=lambda entry: (entry[0], entry[1]),
+        )
+
+
+def model_ref(namespace: str, model_name: str) -> str:
+    """How users name a model: ``NAMESPACE:Model`` (``Model`` alone means the default namespace)."""
+    return f"{namespace}:{model_name}"
+
+
+def parse_model_ref(ref: str) -> tuple[str, str]:
+    """``"sweep:Run"`` -> ``("sweep", "Run")``; ``"Run"`` -> ``("default", "Run")``.
+
+    The model name is the part after the last ``:`` (class names hold none); raises
+    :class:`ModelNotRegisteredError` if no such model is registered, naming where it is.
+    """
+    namespace, colon, name = ref.rpartition(":")
+    if not colon:
+        namespace = DEFAULT_NAMESPACE
+    if not name or (colon and not namespace):
+        raise ModelNotRegisteredError(f"{ref!r} does not name a model: write NAMESPACE:Model (or Model)")
+    if get_model_class(name, namespace) is None:
+        elsewhere = [ns for ns, _ in find_model_in_all_namespaces(name)]
+        hint = (
+            f"; it is registered as {', '.join(model_ref(ns, name) for ns in elsewhere)}"
+            if elsewhere
+            else "; is --models missing? (resultsfs models lists what is registered)"
+        )
+        raise ModelNotRegisteredError(f"model {model_ref(namespace, name)!r} is not registered{hint}")
+    return namespace, name
+
+
 def clear_registry(namespace: str | None = None) -> None:
     """Forget every model, or only those of ``namespace``."""
     with _lock:

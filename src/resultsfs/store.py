@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import json
 import logging
 import os
 import threading
@@ -115,6 +116,21 @@ class CopyReport:
     kept: list[str] = field(default_factory=list)
     #: ``(ID, reason)`` of every result that could not be copied.
     failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A directory's model: bare data written below ``prefix`` becomes a ``namespace:model_type`` result."""
+
+    #: The ID prefix (a directory; ``""`` is the whole store).
+    prefix: str
+    namespace: str
+    model_type: str
+
+    @property
+    def model(self) -> str:
+        """``namespace:model_type``, as users write it."""
+        return registry.model_ref(self.namespace, self.model_type)
 
 
 @dataclass(frozen=True)
@@ -410,19 +426,27 @@ class ResultStore:
         exclusive: bool = False,
         change: MetaChange = NO_CHANGE,
         replace_meta: bool = False,
+        merge: bool = False,
     ) -> bool:
         """Validate bytes written by a user and store them.
 
-        ``raw`` is a full envelope, or the bare data object of the model of the result already
-        stored under the ID. A full envelope whose values validation left exactly as they were
-        is stored as written (the writer's layout: ``cmp`` after ``cp`` holds, and ``rsync``
-        sees the same size); otherwise, and for bare data, the canonical envelope is stored.
-        Raises :class:`CorruptResultError` (not JSON, not an object),
-        :class:`ModelNotRegisteredError`, :class:`ResultValidationError`, and the errors of
-        ``set``. ``lock_wait`` bounds the wait for another holder's lease; ``exclusive``
-        (``O_EXCL``) refuses an existing result whatever ``behavior`` says. ``change`` is the
-        metadata of a new result; with ``replace_meta`` it also replaces an existing result's
-        mode and owner (a rename onto it: the replacement brings its own).
+        ``raw`` is a full envelope ``{"model_type", "namespace", "data"}``, or *bare data*: the
+        data object alone. Bare data replaces the data of the result stored under the ID (in
+        its model), or makes a new result of the model its directory is bound to
+        (:meth:`bind`). A replacement must not lose what the result has: a field it leaves
+        out must come back as the value stored now (its default, say), otherwise it is
+        refused. With ``merge``, the data (bare, or an envelope's) is a JSON Merge Patch
+        (RFC 7386) applied to the stored data: objects merge, ``null`` removes a field.
+
+        A full envelope whose values validation left exactly as they were is stored as
+        written (the writer's layout: ``cmp`` after ``cp`` holds, and ``rsync`` sees the same
+        size); otherwise, and for bare data, the canonical envelope is stored. Raises
+        :class:`CorruptResultError` (not JSON, not an object), :class:`ModelNotRegisteredError`,
+        :class:`ResultValidationError`, and the errors of ``set``. ``lock_wait`` bounds the
+        wait for another holder's lease; ``exclusive`` (``O_EXCL``) refuses an existing result
+        whatever ``behavior`` says. ``change`` is the metadata of a new result; with
+        ``replace_meta`` it also replaces an existing result's mode and owner (a rename onto
+        it: the replacement brings its own).
         """
         rid = ids.normalize_id(result_id)
         check_timeout("lock_wait", lock_wait, allow_none=False)
@@ -432,31 +456,50 @@ class ResultStore:
                 result_id=rid,
             )
         submitted = envelope.decode_submission(raw, f"result {rid!r}")
+        parent = rid.rpartition("/")[0]
+        bound = self.binding(parent) if not isinstance(submitted, Envelope) else None
 
         def build(existing: _Existing) -> tuple[Envelope, bytes]:
+            stored = (
+                existing.envelope()
+                if existing.exists and (merge or not isinstance(submitted, Envelope))
+                else None
+            )
             if isinstance(submitted, Envelope):
                 model_type, namespace, data = submitted.model_type, submitted.namespace, submitted.data
-                cls = registry.get_model_class(model_type, namespace)
-                if cls is None:
-                    elsewhere = [ns for ns, _ in registry.find_model_in_all_namespaces(model_type)]
-                    hint = f" (it is registered in: {', '.join(elsewhere)})" if elsewhere else ""
-                    raise ModelNotRegisteredError(
-                        f"result {rid!r}: model type {model_type!r} is not registered in namespace "
-                        f"{namespace!r}{hint}",
-                        result_id=rid,
-                    )
-            else:
-                if not existing.exists:
-                    raise ResultValidationError(
-                        f"result {rid!r}: bare data can only replace an existing result (its model "
-                        'is unknown); write a full envelope {"model_type", "namespace", "data"}',
-                        result_id=rid,
-                    )
-                stored = existing.envelope()
-                model_type, namespace, data = stored.model_type, stored.namespace, submitted
+                cls = _registered(model_type, namespace, rid)
+                if stored is not None:
+                    if (stored.model_type, stored.namespace) != (model_type, namespace):
+                        theirs = registry.model_ref(stored.namespace, stored.model_type)
+                        raise ResultValidationError(
+                            f"result {rid!r}: cannot merge a {registry.model_ref(namespace, model_type)} "
+                            f"envelope into a {theirs} result",
+                            result_id=rid,
+                        )
+                    data = envelope.merge_patch(stored.data, data)
+            elif stored is not None:
+                model_type, namespace = stored.model_type, stored.namespace
+                data = envelope.merge_patch(stored.data, submitted) if merge else submitted
                 cls = registry.resolve_model(model_type, namespace)
+            elif bound is not None:
+                model_type, namespace, data = bound.model_type, bound.namespace, submitted
+                cls = _registered(model_type, namespace, rid)
+            else:
+                raise ResultValidationError(
+                    f"result {rid!r}: bare data (an object without model_type) names no model, and "
+                    f"directory {parent or '/'!r} is not bound to one. Bind it (resultsfs bind, or setfattr "
+                    '-n user.results.model -v NAMESPACE:Model DIR), or write a full envelope {"model_type", '
+                    '"namespace", "data"}',
+                    result_id=rid,
+                )
             env, canonical = _canonical(_validate(cls, data, rid), namespace, rid)
-            if isinstance(submitted, Envelope) and envelope.same_as_written(raw, submitted, env):
+            if stored is not None and not merge and isinstance(submitted, dict):
+                _check_nothing_lost(rid, submitted, stored.data, env.data)
+            if (
+                isinstance(submitted, Envelope)
+                and not merge
+                and envelope.same_as_written(raw, submitted, env)
+            ):
                 return env, raw  # validation changed nothing: keep the writer's own bytes
             return env, canonical
 
@@ -736,7 +779,8 @@ class ResultStore:
         """Move directory ``old``, with every result below it, to ``new`` (``mv dir1 dir2``).
 
         A lease of another holder on any result below refuses the move. ``new`` may be an
-        empty directory (it is replaced), else ``OSError(ENOTEMPTY)``.
+        empty directory (it is replaced), else ``OSError(ENOTEMPTY)``. Bindings at and below
+        ``old`` move with it.
         """
         old, new = tuple(old), tuple(new)
         shown = f"directory {'/'.join(old)!r} to {'/'.join(new)!r}"
@@ -747,6 +791,65 @@ class ResultStore:
             raise OSError(errno.EINVAL, f"cannot move {shown}: a directory cannot move into itself")
         below = sorted(self.backend.scan(old))
         self._change(below, holder, 0.0, f"move {shown}", lambda txn: txn.move_dir(old, new))
+        self._move_bindings("/".join(old), "/".join(new))
+
+    # ----------------------------------------------------------------- bindings
+
+    def bind(self, prefix: ResultId | None, model: type[BaseModel] | str) -> Binding:
+        """Name the model of bare data written below directory ``prefix`` (``None``: the store).
+
+        ``model`` is a registered class or ``"namespace:Model"`` (``"Model"``: the default
+        namespace). The binding is kept in the store (other processes, hosts and later mounts
+        see it) and inherited by subdirectories, down to one bound to another model. The
+        directory need not exist yet. A full envelope of any model is still accepted below it.
+        """
+        where = _prefix(prefix)
+        self._check_writable(f"bind directory {where or '/'!r}")
+        if isinstance(model, str):
+            namespace, name = registry.parse_model_ref(model)
+        else:
+            found = registry.find_model_namespace(model)
+            if found is None:
+                raise ModelNotRegisteredError(
+                    f"cannot bind directory {where or '/'!r}: model {model.__name__} is not registered"
+                )
+            namespace, name = found, model.__name__
+        self.backend.set_binding(where, registry.model_ref(namespace, name))
+        return Binding(where, namespace, name)
+
+    def unbind(self, prefix: ResultId | None) -> Binding | None:
+        """Remove directory ``prefix``'s own binding and return it (``None`` if it had none)."""
+        where = _prefix(prefix)
+        self._check_writable(f"unbind directory {where or '/'!r}")
+        own = next((b for b in self.bindings() if b.prefix == where), None)
+        if own is not None:
+            self.backend.set_binding(where, None)
+        return own
+
+    def bindings(self) -> list[Binding]:
+        """Every binding, sorted by prefix (models need not be registered in this process)."""
+        found = []
+        for where, model in sorted(self.backend.bindings().items()):
+            namespace, _, name = model.rpartition(":")
+            found.append(Binding(where, namespace, name))
+        return found
+
+    def binding(self, directory: ResultId | None) -> Binding | None:
+        """The binding that applies in directory ``directory``: its own, or its nearest parent's."""
+        where = _prefix(directory)
+        by_prefix = {b.prefix: b for b in self.bindings()}
+        parts = where.split("/") if where else []
+        for depth in range(len(parts), -1, -1):
+            found = by_prefix.get("/".join(parts[:depth]))
+            if found is not None:
+                return found
+        return None
+
+    def _move_bindings(self, old: str, new: str) -> None:
+        for found in self.bindings():
+            if found.prefix == old or found.prefix.startswith(old + "/"):
+                self.backend.set_binding(new + found.prefix[len(old) :], found.model)
+                self.backend.set_binding(found.prefix, None)
 
     # ----------------------------------------------------------------- leases
 
@@ -951,6 +1054,51 @@ class ResultStore:
                     envelope.decode(raw or b"", f"result {rid!r}")
             except (CorruptResultError, ResultTooLargeError) as exc:
                 report.problems.append(Problem("corrupt", shown, str(exc)))
+
+
+def _registered(model_type: str, namespace: str, rid: str) -> type[BaseModel]:
+    """The class of ``namespace:model_type``; :class:`ModelNotRegisteredError` with a hint otherwise."""
+    cls = registry.get_model_class(model_type, namespace)
+    if cls is not None:
+        return cls
+    elsewhere = [ns for ns, _ in registry.find_model_in_all_namespaces(model_type)]
+    hint = (
+        f" (it is registered in: {', '.join(elsewhere)})"
+        if elsewhere
+        else "; is --models (or RESULTSFS_MODELS) missing the module that registers it?"
+    )
+    raise ModelNotRegisteredError(
+        f"result {rid!r}: model type {model_type!r} is not registered in namespace {namespace!r}{hint}",
+        result_id=rid,
+    )
+
+
+def _check_nothing_lost(rid: str, written: dict[str, Any], stored: Any, validated: Any) -> None:
+    """Refuse bare data that would silently reset fields of a stored result it leaves out."""
+    if not isinstance(stored, dict) or not isinstance(validated, dict):
+        return
+    lost = [
+        f"{key!r} (stored {json.dumps(stored[key])}, would become {json.dumps(validated.get(key))})"
+        for key in stored
+        if key not in written and validated.get(key) != stored[key]
+    ]
+    if lost:
+        raise ResultValidationError(
+            f"result {rid!r}: bare data replaces the whole result, and leaves out {', '.join(lost)}. "
+            "Write those fields too, write a full envelope to replace the result on purpose, or merge "
+            "(resultsfs put --merge)",
+            result_id=rid,
+        )
+
+
+def _prefix(prefix: ResultId | None) -> str:
+    """A directory given as an ID prefix, normalised (``""``: the root)."""
+    if prefix is None or prefix in ("", "/") or (not isinstance(prefix, str) and not list(prefix)):
+        return ""
+    parts = ids.id_parts(prefix.rstrip("/") if isinstance(prefix, str) else prefix)
+    for part in parts:
+        ids.check_part(part, is_last=False, shown="/".join(parts))
+    return "/".join(parts)
 
 
 def _rebuild_store(backend: ResultsBackend, max_result_bytes: int) -> ResultStore:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pendulum
 from pydantic import BaseModel
 
+from resultsfs.errors import NotSupportedError
 from resultsfs.leases import IsolationLevel, Lease
 
 if TYPE_CHECKING:
@@ -300,6 +301,21 @@ class ResultsBackend(abc.ABC):
     @abc.abstractmethod
     def set_dir_meta(self, parts: Sequence[str], change: MetaChange) -> None:
         """Change the metadata of directory ``parts``."""
+
+    # ------------------------------------------------------------ bindings
+
+    def bindings(self) -> dict[str, str]:
+        """Every directory binding: ID prefix (``""``: the whole store) -> ``"namespace:Model"``.
+
+        A binding names the model of bare data written below its prefix (see
+        :meth:`resultsfs.store.ResultStore.bind`); it is kept in the store, so other
+        processes, hosts and later mounts see it.
+        """
+        raise NotSupportedError(f"store {self.url} cannot keep directory bindings")
+
+    def set_binding(self, prefix: str, model: str | None) -> None:
+        """Bind ``prefix`` to ``model`` (``"namespace:Model"``), or with ``None`` unbind it."""
+        raise NotSupportedError(f"store {self.url} cannot keep directory bindings")
 
     # ------------------------------------------------------------ maintenance
 

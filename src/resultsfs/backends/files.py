@@ -17,6 +17,7 @@ None of these is ever listed as a result.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import time
@@ -55,6 +56,8 @@ T = TypeVar("T")
 
 #: The directory, inside the store, of the store's own files.
 META_DIR = ".resultsfs"
+#: The directory bindings, in ``META_DIR``: ``{"bindings": {prefix: "namespace:Model"}}``.
+_BINDINGS = "bindings.json"
 
 # Writers retry when the directory they write into is removed under them (a concurrent
 # delete pruning a directory it saw empty); each retry recreates it.
@@ -414,6 +417,40 @@ class FileBackend(ResultsBackend):
             self._set_meta(fd, change, str(self.tree.path(parts)))
         finally:
             os.close(fd)
+
+    # ------------------------------------------------------------ bindings
+
+    def bindings(self) -> dict[str, str]:
+        try:
+            fd = self.tree.open_file((META_DIR, _BINDINGS))
+        except FileNotFoundError:
+            return {}
+        try:
+            raw = b""
+            while chunk := os.read(fd, 1 << 16):
+                raw += chunk
+        finally:
+            os.close(fd)
+        try:
+            found = json.loads(raw)["bindings"]
+            return {str(prefix): str(model) for prefix, model in found.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorruptResultError(
+                f"{self.tree.path((META_DIR, _BINDINGS))}: the directory bindings are unreadable ({exc}); "
+                "fix or remove the file"
+            ) from exc
+
+    def set_binding(self, prefix: str, model: str | None) -> None:
+        self._check_writable()
+        with self.locks.hold("\0bindings"):
+            found = self.bindings()
+            if model is None:
+                found.pop(prefix, None)
+            else:
+                found[prefix] = model
+            raw = (json.dumps({"bindings": dict(sorted(found.items()))}, indent=2) + "\n").encode()
+            with self.tree.directory((META_DIR,), create=True) as meta_fd:
+                atomic.replace_file(meta_fd, _BINDINGS, raw, durable=self.durable)
 
     # ------------------------------------------------------------ maintenance
 

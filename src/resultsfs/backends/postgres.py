@@ -57,6 +57,9 @@ SCHEMA = (
     id TEXT COLLATE "C" PRIMARY KEY, holder TEXT NOT NULL, acquired TIMESTAMPTZ, expiration TIMESTAMPTZ,
     process TEXT
 )""",
+    """CREATE TABLE IF NOT EXISTS resultsfs_bindings (
+    prefix TEXT COLLATE "C" PRIMARY KEY, model TEXT NOT NULL
+)""",
 )
 
 #: The advisory lock that serialises creating the schema (any fixed number will do).

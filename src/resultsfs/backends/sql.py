@@ -424,6 +424,27 @@ class SqlBackend(ResultsBackend):
 
         self.atomically((), apply)
 
+    # ------------------------------------------------------------ bindings
+
+    def bindings(self) -> dict[str, str]:
+        return {
+            str(prefix): str(model)
+            for prefix, model in self._all("SELECT prefix, model FROM resultsfs_bindings")
+        }
+
+    def set_binding(self, prefix: str, model: str | None) -> None:
+        self._check_writable()
+
+        def apply(txn: Transaction) -> None:
+            assert isinstance(txn, _SqlTransaction)
+            self._run(txn.conn, "DELETE FROM resultsfs_bindings WHERE prefix = ?", (prefix,))
+            if model is not None:
+                self._run(
+                    txn.conn, "INSERT INTO resultsfs_bindings (prefix, model) VALUES (?, ?)", (prefix, model)
+                )
+
+        self.atomically((), apply)
+
     # ------------------------------------------------------------ maintenance
 
     def inspect(self, fix: bool) -> Iterator[Finding]:

@@ -63,6 +63,7 @@ OWN_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS resultsfs_leases (
     id TEXT PRIMARY KEY, holder TEXT NOT NULL, acquired TEXT, expiration TEXT, process TEXT
 )""",
+    "CREATE TABLE IF NOT EXISTS resultsfs_bindings (prefix TEXT PRIMARY KEY, model TEXT NOT NULL)",
 )
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from resultsfs import envelope
-from resultsfs.backends.base import NO_CHANGE, OMIT, Meta, MetaChange
+from resultsfs.backends.base import NO_CHANGE, OMIT, BytesVersion, Meta, MetaChange
 from resultsfs.errors import CorruptResultError, ResultsError, StoreReplacedError, UnsafePathError
 from resultsfs.fs import DEFAULT_MEMORY_BUDGET, DEFAULT_PENDING_LIMIT, xattrs
 from resultsfs.fs.binding import (
@@ -52,8 +52,9 @@ from resultsfs.fs.handles import (
     WriteBuffer,
     WriteHandle,
 )
-from resultsfs.fs.paths import Kind, Node, classify, join
+from resultsfs.fs.paths import SCHEMAS_DIR, Kind, Node, classify, join
 from resultsfs.fs.processes import thread_group
+from resultsfs.fs.schemas_dir import SchemasTree
 from resultsfs.fs.staging import Staging, scratch_location
 from resultsfs.leases import IsolationLevel
 from resultsfs.store import ResultStore, SetBehavior
@@ -184,6 +185,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         self._stale: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._fuse = 0
         self._is_root = os.geteuid() == 0
+        self.schemas = SchemasTree()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -265,7 +267,14 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         if node is not None and node.kind is Kind.INVALID:
             log.warning("%r: cannot create: %s", path, node.reason)
             raise _fail(errno.EINVAL)
-        return self._node(path)
+        return self._changing(path)
+
+    def _changing(self, path: str) -> Node:
+        """The node of a path about to change; the generated ``/.schemas`` never does (EROFS)."""
+        node = self._node(path)
+        if node.kind is Kind.SCHEMAS:
+            raise _fail(errno.EROFS)
+        return node
 
     def _writable(self) -> None:
         if self.options.read_only:
@@ -327,6 +336,11 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             if isinstance(handle, ScratchHandle):
                 return _stat_attrs(os.fstat(handle.fd))
         node = self._node(path)
+        if node.kind is Kind.SCHEMAS:
+            attrs = self.schemas.attrs(node.path)
+            if attrs is None:
+                raise _fail(errno.ENOENT)
+            return attrs
         if node.kind is Kind.ROOT:
             meta = self.store.dir_meta(())
             if meta is None:
@@ -420,6 +434,12 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         node = self._node(path)
         if node.kind is Kind.RESULT:
             raise _fail(errno.ENOTDIR)
+        if node.kind is Kind.SCHEMAS:
+            names = self.schemas.listing(node.path)
+            if names is None:
+                raise _fail(errno.ENOTDIR if self.schemas.file(node.path) is not None else errno.ENOENT)
+            kind = stat.S_IFDIR if node.path.strip("/") == SCHEMAS_DIR else stat.S_IFREG
+            return [(".", stat.S_IFDIR, 0), ("..", stat.S_IFDIR, 0), *((n, kind, 0) for n in names)]
         listing = self.store.listdir(node.parts) if node.kind is not Kind.SCRATCH else None
         if listing is None:
             raise _fail(errno.ENOTDIR if node.kind is not Kind.ROOT else errno.ESTALE)
@@ -454,6 +474,14 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     def open(self, path: str, fi: Any) -> int:
         node = self._node(path)
         flags = int(fi.flags)
+        if node.kind is Kind.SCHEMAS:
+            raw = self.schemas.file(node.path)
+            if raw is None:
+                raise _fail(errno.EISDIR if self.schemas.listing(node.path) is not None else errno.ENOENT)
+            if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+                raise _fail(errno.EROFS)
+            fi.fh = self.handles.add(ReadHandle(node.path, BytesVersion(raw, self.schemas.meta(raw))))
+            return 0
         if node.kind is Kind.RESULT:
             if flags & os.O_ACCMODE == os.O_RDONLY:
                 fi.fh = self._open_read(node, fi)
@@ -609,7 +637,9 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         if isinstance(handle, ScratchHandle):
             os.ftruncate(handle.fd, length)
             return 0
-        node = self._node(path)
+        if path is None:
+            raise _fail(errno.ENOENT)
+        node = self._changing(path)
         if node.kind is not Kind.RESULT:
             fd = self._staging().open(node.path, os.O_WRONLY)
             try:
@@ -789,7 +819,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     @_translate
     def unlink(self, path: str) -> int:
         self._writable()
-        node = self._node(path)
+        node = self._changing(path)
         if node.kind is Kind.RESULT:
             had_pending = any(w.created and not w.unlinked for w in self.handles.writers(node.path))
             had_pending |= self._placeholders.pop(node.path, None) is not None
@@ -856,7 +886,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     @_translate
     def rmdir(self, path: str) -> int:
         self._writable()
-        node = self._node(path)
+        node = self._changing(path)
         if node.kind is Kind.ROOT:
             raise _fail(errno.EBUSY)
         if node.kind is not Kind.DIR_OR_SCRATCH or self._dir_meta(node) is None:
@@ -892,7 +922,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     @_translate
     def rename(self, old: str, new: str, flags: int = 0) -> int:
         self._writable()
-        src, dst = self._node(old), self._new_node(new)
+        src, dst = self._changing(old), self._new_node(new)
         if flags & RENAME_EXCHANGE or flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
             raise _fail(errno.EINVAL)
         if src.kind is Kind.ROOT or dst.kind is Kind.ROOT:
@@ -1093,19 +1123,19 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     @_translate
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
         self._writable()
-        self._metadata_target(self._node(path), MetaChange(times=_resolve_times(times, time.time_ns())))
+        self._metadata_target(self._changing(path), MetaChange(times=_resolve_times(times, time.time_ns())))
         return 0
 
     @_translate
     def chmod(self, path: str, mode: int) -> int:
         self._writable()
-        self._metadata_target(self._node(path), MetaChange(mode=stat.S_IMODE(mode)))
+        self._metadata_target(self._changing(path), MetaChange(mode=stat.S_IMODE(mode)))
         return 0
 
     @_translate
     def chown(self, path: str, uid: int, gid: int) -> int:
         self._writable()
-        node = self._node(path)
+        node = self._changing(path)
         if uid < 0 and gid < 0:
             return 0
         if node.kind is not Kind.RESULT or self._result_meta(node) is not None:
@@ -1116,12 +1146,26 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         self._metadata_target(node, MetaChange(owner=(uid, gid)))
         return 0
 
+    def _directory(self, node: Node) -> str | None:
+        """The ID prefix of a directory node (``""``: the root), or ``None`` if it is no directory."""
+        if node.kind is Kind.ROOT:
+            return ""
+        if node.kind is Kind.DIR_OR_SCRATCH and self._dir_meta(node) is not None:
+            return "/".join(node.parts)
+        return None
+
     @_translate
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         node = self._node(path)
+        if node.kind is Kind.SCHEMAS:
+            raise _fail(ENOATTR)
         if node.kind is not Kind.RESULT:
-            if node.kind is Kind.ROOT or self._dir_meta(node) is not None:
-                raise _fail(ENOATTR)
+            directory = self._directory(node)
+            if directory is not None:
+                bound = self.store.binding(directory) if name == xattrs.MODEL else None
+                if bound is None:
+                    raise _fail(ENOATTR)
+                return bound.model.encode("utf-8")
             error = self._error_of(node.path) if name == xattrs.ERROR else None
             if error is not None and self._is_scratch(node):
                 return error.encode("utf-8")  # why a rename of this scratch file was refused
@@ -1144,6 +1188,8 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     @_translate
     def listxattr(self, path: str) -> list[str]:
         node = self._node(path)
+        if node.kind is Kind.SCHEMAS:
+            return []
         if node.kind is Kind.RESULT:
             error = self._error_of(node.path)
             if self._result_meta(node) is None:
@@ -1151,8 +1197,9 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             return xattrs.names(
                 self.store.envelope_of(node.result_id), self.store.lease(node.result_id), error
             )
-        if node.kind is Kind.ROOT or self._dir_meta(node) is not None:
-            return []
+        directory = self._directory(node)
+        if directory is not None:
+            return [xattrs.MODEL] if self.store.binding(directory) is not None else []
         listed = self._staging().listxattr(node.path)
         if self._error_of(node.path) is not None and xattrs.ERROR not in listed:
             listed.append(xattrs.ERROR)
@@ -1161,8 +1208,17 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     @_translate
     def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:
         self._writable()
-        node = self._node(path)
-        if node.kind is Kind.RESULT or node.kind is Kind.ROOT or self._dir_meta(node) is not None:
+        node = self._changing(path)
+        directory = self._directory(node) if node.kind is not Kind.RESULT else None
+        if directory is not None and name == xattrs.MODEL:
+            try:
+                self.store.bind(directory, value.decode("utf-8", errors="replace").strip())
+            except ResultsError as exc:
+                log.warning("%s: cannot bind the directory: %s", node.path, exc)
+                raise
+            log.info("%s: bound to %s", node.path, value.decode("utf-8", errors="replace").strip())
+            return 0
+        if node.kind is Kind.RESULT or directory is not None:
             if xattrs.is_ours(name):
                 return 0  # computed attributes: copying them back in is accepted and changes nothing
             raise _fail(errno.ENOTSUP)
@@ -1172,8 +1228,14 @@ class ResultsOperations(Operations):  # type: ignore[misc]
     @_translate
     def removexattr(self, path: str, name: str) -> int:
         self._writable()
-        node = self._node(path)
-        if node.kind is Kind.RESULT or node.kind is Kind.ROOT or self._dir_meta(node) is not None:
+        node = self._changing(path)
+        directory = self._directory(node) if node.kind is not Kind.RESULT else None
+        if directory is not None and name == xattrs.MODEL:
+            if self.store.unbind(directory) is None:
+                raise _fail(ENOATTR)
+            log.info("%s: unbound", node.path)
+            return 0
+        if node.kind is Kind.RESULT or directory is not None:
             if xattrs.is_ours(name):
                 return 0
             raise _fail(ENOATTR)

@@ -5,7 +5,9 @@
   is a directory if the backing tree has one, otherwise a scratch file;
 * every other name (``.x.json.AbC123``, ``.swp`` files) is a scratch file;
 * names that are not UTF-8 or hold control characters (a newline), and paths nested deeper
-  than an ID may be, are invalid: nothing can be created under them.
+  than an ID may be, are invalid: nothing can be created under them;
+* ``/.schemas`` and everything below it is the read-only directory of JSON Schemas
+  (:mod:`.schemas_dir`); no ID can start with ``.``, so it never hides a result.
 
 Directories above the last component must be valid directory parts; a path through anything
 else cannot exist. Classification is pure string work, cached, because every FUSE call
@@ -29,6 +31,8 @@ class Kind(enum.Enum):
     SCRATCH = "scratch"
     #: A name nothing may be created under (not UTF-8, control characters, too deep).
     INVALID = "invalid"
+    #: ``/.schemas`` or a path below it: generated, read-only.
+    SCHEMAS = "schemas"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,9 @@ class Node:
 
 ROOT = Node(Kind.ROOT, "/", (), "")
 
+#: The name, at the root of the mount, of the directory of JSON Schemas.
+SCHEMAS_DIR = ".schemas"
+
 
 @lru_cache(maxsize=65536)
 def classify(path: str) -> Node | None:
@@ -62,6 +69,8 @@ def classify(path: str) -> Node | None:
         return ROOT
     components = path.strip("/").split("/")
     parent = tuple(components[:-1])
+    if components[0] == SCHEMAS_DIR:
+        return Node(Kind.SCHEMAS, path, parent, components[-1])
     for part in parent:
         if not ids.is_valid_part(part, is_last=False):
             return None

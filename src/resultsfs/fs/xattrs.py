@@ -3,7 +3,9 @@
 Every result shows ``user.results.model_type`` and ``user.results.namespace`` (from its
 envelope), ``user.results.lock.state`` (``unlocked`` or ``locked``), while leased
 ``user.results.lock.holder`` and ``user.results.lock.expires`` (ISO 8601 UTC, or ``never``),
-and after a rejected commit ``user.results.error``. Lease values are read from the lease
+and after a rejected commit ``user.results.error``. Directories show ``user.results.model``
+(``NAMESPACE:Model``) where bound, their own binding or a parent's; setting it binds the
+directory, removing it unbinds it. Lease values are read from the lease
 record at every call, so they are live. The attributes are computed: setting or removing
 them is accepted and ignored, so that ``cp -a``, ``rsync -aX`` and ``tar --xattrs`` can copy
 a tree out of the mount and back in without errors.
@@ -21,6 +23,8 @@ LOCK_STATE = PREFIX + "lock.state"
 LOCK_HOLDER = PREFIX + "lock.holder"
 LOCK_EXPIRES = PREFIX + "lock.expires"
 ERROR = PREFIX + "error"
+#: On a directory: the model its bare data is stored as (set it to bind, remove it to unbind).
+MODEL = PREFIX + "model"
 
 ALL = (MODEL_TYPE, NAMESPACE, LOCK_STATE, LOCK_HOLDER, LOCK_EXPIRES, ERROR)
 
