@@ -882,6 +882,25 @@ class ResultStore:
 
         return any(self.backend.atomically([rid], acquire) for _ in backoff(deadline_after(acquire_timeout)))
 
+    def renew_lock(self, result_id: ResultId, holder: str, hold_timeout: float) -> bool:
+        """Extend ``holder``'s live lease to ``hold_timeout`` seconds from now; False if it has none.
+
+        Unlike :meth:`acquire_lock`, never takes a lease that is free: a lease that expired or
+        was broken (``unlock --force``) stays lost, so a heartbeat cannot undo a break.
+        """
+        rid = ids.normalize_id(result_id)
+        self._check_writable(f"renew the lease on result {rid!r}")
+        check_timeout("hold_timeout", hold_timeout, allow_none=False, allow_zero=False)
+
+        def renew(txn: Transaction) -> bool:
+            lease = txn.lease(rid)
+            if lease is None or lease.holder != holder or not lease.is_live(txn.now):
+                return False
+            txn.put_lease(rid, holder, hold_timeout, lease.process)
+            return True
+
+        return self.backend.atomically([rid], renew)
+
     def release_lock(self, result_id: ResultId, holder: str | None = None) -> None:
         """Give a lease back; :class:`LockNotHeldError` unless ``holder`` holds it."""
         rid = ids.normalize_id(result_id)

@@ -28,7 +28,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from resultsfs import envelope
+from resultsfs import envelope, processes
 from resultsfs.backends.base import NO_CHANGE, OMIT, BytesVersion, Meta, MetaChange
 from resultsfs.errors import CorruptResultError, ResultsError, StoreReplacedError, UnsafePathError
 from resultsfs.fs import DEFAULT_MEMORY_BUDGET, DEFAULT_PENDING_LIMIT, xattrs
@@ -293,6 +293,25 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         uid, gid, _ = context()
         return (uid, gid) if uid != 0 else None
 
+    def _holder_for(self, rid: str, tid: int | None = None) -> str:
+        """Whom a change of ``rid`` through the mount acts for.
+
+        The holder of the lease on ``rid`` when the lease was taken by ``resultsfs lock ID --
+        COMMAND`` and the caller (thread ``tid``, default: this request's) is COMMAND or one of
+        its descendants: the lease then lets the command's pipeline write. The mount itself
+        otherwise, which holds no lease, so another holder's live lease refuses the change.
+        """
+        lease = self.store.lease(rid)
+        if lease is None or lease.process is None:
+            return self.holder
+        caller = thread_group(context()[2] if tid is None else tid)
+        return lease.holder if processes.in_tree(lease.process, caller) else self.holder
+
+    def _rename_holder(self, src: str, dst: str) -> str:
+        """Whom a rename of result ``src`` onto ``dst`` acts for: a lease holder on either side."""
+        found = self._holder_for(src)
+        return found if found != self.holder else self._holder_for(dst)
+
     def _result_meta(self, node: Node) -> Meta | None:
         """The stored result's metadata; a planted symlink or a non-file is no result (hidden)."""
         try:
@@ -499,7 +518,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
 
     def _open_read(self, node: Node, fi: Any) -> int:
         if self.options.isolation is IsolationLevel.SERIALIZABLE and not self.store.wait_for_leases(
-            node.result_id, self.options.lock_wait, self.holder
+            node.result_id, self.options.lock_wait, self._holder_for(node.result_id)
         ):
             lease = self.store.lease(node.result_id)
             self._record_error(
@@ -764,6 +783,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                     handle.buffer.getvalue(),
                     exclusive=handle.exclusive and handle.created,
                     change=change,
+                    writer=handle.opener,
                 )
             except FuseOSError as exc:
                 handle.failure = exc.errno
@@ -783,15 +803,19 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         exclusive: bool,
         change: MetaChange = NO_CHANGE,
         replace_meta: bool = False,
+        writer: int | None = None,
     ) -> bool:
-        """Validate and store ``raw`` as the result at ``node``; errno and a recorded reason on refusal."""
+        """Validate and store ``raw`` as the result at ``node``; errno and a recorded reason on refusal.
+
+        ``writer``: the process that wrote the bytes (default: the one making this request).
+        """
         self._writable()
         try:
             written = self.store.set_bytes(
                 node.result_id,
                 raw,
                 self.options.on_exists,
-                self.holder,
+                self._holder_for(node.result_id, writer),
                 lock_wait=self.options.lock_wait,
                 exclusive=exclusive,
                 change=change,
@@ -824,7 +848,10 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             had_pending = any(w.created and not w.unlinked for w in self.handles.writers(node.path))
             had_pending |= self._placeholders.pop(node.path, None) is not None
             deleted = self.store.delete(
-                node.result_id, self.holder, prune=False, lock_wait=self.options.lock_wait
+                node.result_id,
+                self._holder_for(node.result_id),
+                prune=False,
+                lock_wait=self.options.lock_wait,
             )
             self.handles.mark_unlinked(node.path)
             self._errors.pop(node.path, None)
@@ -948,7 +975,11 @@ class ResultsOperations(Operations):  # type: ignore[misc]
                 else SetBehavior.RAISE_IF_EXISTS
             )
             self.store.rename(
-                src.result_id, dst.result_id, behavior, self.holder, lock_wait=self.options.lock_wait
+                src.result_id,
+                dst.result_id,
+                behavior,
+                self._rename_holder(src.result_id, dst.result_id),
+                lock_wait=self.options.lock_wait,
             )
         elif dst.kind is Kind.RESULT:
             self._commit_scratch(src, dst, exclusive=bool(flags & RENAME_NOREPLACE))
@@ -1049,7 +1080,9 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         def keep(raw: bytes, meta: Meta) -> None:
             staging.write_new(dst.path, raw, meta.mode, (meta.atime_ns, meta.mtime_ns))
 
-        self.store.take(src.result_id, keep, self.holder, lock_wait=self.options.lock_wait)
+        self.store.take(
+            src.result_id, keep, self._holder_for(src.result_id), lock_wait=self.options.lock_wait
+        )
 
     def _rename_dir(self, src: Node, dst: Node) -> None:
         if dst.kind is not Kind.DIR_OR_SCRATCH:
