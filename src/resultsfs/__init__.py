@@ -52,7 +52,7 @@ from resultsfs.registry import (
     load_models,
     register_model,
 )
-from resultsfs.store import CheckReport, CopyReport, Problem, ResultStore, SetBehavior, StoredResult
+from resultsfs.store import Binding, CheckReport, CopyReport, Problem, ResultStore, SetBehavior, StoredResult
 
 try:
     __version__ = importlib.metadata.version("resultsfs")
@@ -75,6 +75,7 @@ __all__ = [
     "AsyncResultsBackend",
     "AsyncResultsManager",
     "AsyncSqliteBackend",
+    "Binding",
     "CheckReport",
     "CopyReport",
     "CorruptResultError",
