@@ -32,7 +32,7 @@ INSTALL_PYTHON ?= /usr/bin/python3
 INSTALLED   = $(BINDIR)/resultsfs $(SBINDIR)/mount.fuse.resultsfs $(SBINDIR)/mount.resultsfs \
               $(SYSTEMDDIR)/resultsfs@.service
 
-.PHONY: all apt sysdeps testdeps benchdeps installdeps venv demo test lint typecheck pytest bench stress \
+.PHONY: all apt sysdeps testdeps benchdeps installdeps venv demo test lint typecheck pytest docs bench stress \
         install uninstall clean
 
 all: test
@@ -85,7 +85,15 @@ test: venv testdeps
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
+	$(MAKE) --no-print-directory docs
 	$(BIN)/python -m pytest
+
+# The documentation site (mkdocs.yml, docs/) in build/site. --strict fails the build on a broken
+# link or anchor, a page missing from the nav, an API object mkdocstrings cannot find, or a
+# snippet file that is not there. It needs no network. NO_MKDOCS_2_WARNING quiets the banner
+# mkdocs-material prints about MkDocs 2.0 on every build.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: venv benchdeps
 	$(BIN)/python bench/run.py
