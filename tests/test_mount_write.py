@@ -172,6 +172,13 @@ class TestRejections:
         # reason is in the attribute.
         assert sh(f"mv {d}/tmp {d}/seed7.json").returncode == 1
         assert "does not validate" in os.getxattr(d / "seed7.json", "user.results.error").decode()
+        # Onto a new name, the scratch file that stays carries the reason (nothing else shows it).
+        with pytest.raises(OSError) as info:
+            os.rename(d / "tmp", d / "fresh.json")
+        assert info.value.errno == errno.EINVAL and not (d / "fresh.json").exists()
+        reason = os.getxattr(d / "tmp", "user.results.error").decode()
+        assert reason.startswith("rename refused: /sweep3/lr0.1/fresh.json: commit refused:")
+        assert "does not validate" in reason
 
     def test_lease_of_another_holder_gives_ebusy_after_lock_wait(self, tmp_path: Path) -> None:
         store = tmp_path / "store"

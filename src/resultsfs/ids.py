@@ -32,7 +32,8 @@ from collections.abc import Sequence
 
 from resultsfs.errors import InvalidResultIdError
 
-#: What callers may pass as a result ID.
+#: What callers may pass as a result ID: ``"sweep3/lr0.1/seed7"``, or its parts
+#: ``["sweep3", "lr0.1", "seed7"]``.
 ResultId = str | Sequence[str]
 
 #: The suffix of a result's file.

@@ -61,8 +61,8 @@ def default_holder() -> str:
     """``"{hostname}:{pid}:{thread id}"``, or ``"{hostname}:{pid}:task-{n}"`` inside an asyncio task.
 
     Each thread, and each asyncio task, is a holder of its own: a lease taken in one does not
-    let another write. Tasks are told apart even when they share a thread (Prefect's issue
-    #18600: subtasks that shared a thread-based holder waited for each other forever).
+    let another write. Tasks are told apart even when they share a thread (in Prefect, issue
+    18600, subtasks that shared a thread-based holder waited for each other forever).
     """
     prefix = f"{socket.gethostname()}:{os.getpid()}:"
     try:

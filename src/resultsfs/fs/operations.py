@@ -1044,7 +1044,15 @@ class ResultsOperations(Operations):  # type: ignore[misc]
         change = MetaChange(
             mode=stat.S_IMODE(st.st_mode), owner=owner, times=(st.st_atime_ns, st.st_mtime_ns)
         )
-        written = self._commit_bytes(dst, raw, exclusive=exclusive, change=change, replace_meta=True)
+        try:
+            written = self._commit_bytes(dst, raw, exclusive=exclusive, change=change, replace_meta=True)
+        except FuseOSError:
+            # The scratch file stays for the writer to fix: it carries the reason too, also when
+            # the destination is a new name that shows no attribute.
+            reason = self._error_of(dst.path)
+            if reason is not None:
+                self._record_error(src.path, "rename refused", f"{dst.path}: {reason.splitlines()[0]}")
+            raise
         if not written and self.options.on_exists is SetBehavior.SKIP_IF_EXISTS:
             self._record_error(
                 dst.path,
