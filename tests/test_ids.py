@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from resultsfs import InvalidResultIdError, ResultStore, ids
 from strategies import invalid_ids, result_ids
@@ -131,3 +132,14 @@ class TestResultNames:
     )
     def test_which_names_are_results(self, name: str, part: str | None) -> None:
         assert ids.result_name_to_part(name) == part
+
+
+@given(st.text(max_size=300) | st.from_regex(r"[ -~]{0,260}(\.json)?", fullmatch=True))
+def test_the_fast_path_for_plain_names_agrees_with_the_full_check(name: str) -> None:
+    """Listing checks every entry through a short path for plain ASCII names; it must say what
+    the full check says, for every name."""
+    stem = name[: -len(ids.SUFFIX)] if name.endswith(ids.SUFFIX) else None
+    expected = stem if stem is not None and ids.part_problem(stem, is_last=True) is None else None
+    assert ids.result_name_to_part(name) == expected
+    for is_last in (True, False):
+        assert ids.is_valid_part(name, is_last=is_last) == (ids.part_problem(name, is_last=is_last) is None)

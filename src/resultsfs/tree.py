@@ -193,10 +193,14 @@ def read_all(fd: int, size: int, limit: int, shown: str) -> bytes:
         raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), shown)
     chunks = []
     total = 0
-    # Ask for one byte more than the size: a file that grew meanwhile is read in full.
-    while chunk := os.pread(fd, max(size + 1 - total, 65536), total):
+    # Ask for one byte more than the size: a file that grew meanwhile is read in full. A read
+    # of a regular file that returns less than asked has reached the end: no second read.
+    while True:
+        want = max(size + 1 - total, 65536)
+        chunk = os.pread(fd, want, total)
         chunks.append(chunk)
         total += len(chunk)
         if total > limit:
             raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), shown)
-    return b"".join(chunks)
+        if len(chunk) < want:
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
