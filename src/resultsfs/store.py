@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import enum
 import errno
+import functools
+import hashlib
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -135,9 +137,13 @@ class Binding:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What validating one stored version found: its envelope (if it decodes) and the error, if any."""
+    """What validating one stored version found: its model (if it decodes) and the error, if any.
 
-    envelope: Envelope | None
+    Kept small (no data): a mount remembers one per version read, for every result.
+    """
+
+    #: ``(namespace, model_type)`` of the envelope, or ``None`` if it does not decode.
+    model: tuple[str, str] | None
     error: str | None
 
 
@@ -196,7 +202,7 @@ class ResultStore:
             backend = open_backend(backend, create_if_missing=create_if_missing, read_only=read_only)
         self.backend = backend
         self.max_result_bytes = max_result_bytes
-        self._verdicts: dict[Hashable, Verdict] = {}
+        self._verdicts: dict[bytes, Verdict] = {}
         self._verdicts_lock = threading.Lock()
 
     @property
@@ -329,7 +335,9 @@ class ResultStore:
         Reading an unchanged result again costs no validation. Raises
         :class:`ResultTooLargeError` for a version over the size limit.
         """
-        key = (rid, version.meta.version)
+        # A 16-byte digest of the ID and the version, not the pair itself: a mount that has read
+        # 100,000 results keeps this cache small (collisions are as likely as for a SHA-1).
+        key = hashlib.blake2b(repr((rid, version.meta.version)).encode(), digest_size=16).digest()
         with self._verdicts_lock:
             found = self._verdicts.get(key)
         if found is not None:
@@ -341,11 +349,12 @@ class ResultStore:
         except CorruptResultError as exc:
             verdict = Verdict(None, str(exc))
         else:
+            model = (stored.envelope.namespace, stored.envelope.model_type)
             try:
                 self.validate(stored)
-                verdict = Verdict(stored.envelope, None)
+                verdict = _valid_verdict(model)
             except ResultsError as exc:
-                verdict = Verdict(stored.envelope, str(exc))
+                verdict = Verdict(model, str(exc))
         log.debug("result %r: validated version %s: %s", rid, version.meta.version, verdict.error or "valid")
         with self._verdicts_lock:
             if len(self._verdicts) >= VERDICT_CACHE_SIZE:
@@ -353,8 +362,9 @@ class ResultStore:
             self._verdicts[key] = verdict
         return verdict
 
-    def envelope_of(self, result_id: ResultId) -> Envelope | None:
-        """The envelope of a stored result if it decodes (from the verdict cache when unchanged)."""
+    def model_of(self, result_id: ResultId) -> tuple[str, str] | None:
+        """``(namespace, model_type)`` of a stored result if it decodes (from the verdict cache
+        when unchanged), else ``None``."""
         rid = ids.normalize_id(result_id)
         try:
             version = self.backend.open(rid)
@@ -364,9 +374,18 @@ class ResultStore:
             return None
         with version:
             try:
-                return self.verdict(rid, version).envelope
+                return self.verdict(rid, version).model
             except (OSError, ResultsError):
                 return None
+
+    def envelope_of(self, result_id: ResultId) -> Envelope | None:
+        """The envelope of a stored result if it decodes, else ``None`` (it is not validated)."""
+        rid = ids.normalize_id(result_id)
+        try:
+            found = self.backend.read(rid, self.max_result_bytes)
+            return envelope.decode(found[0], f"result {rid!r}") if found is not None else None
+        except (OSError, ResultsError):
+            return None
 
     # ----------------------------------------------------------------- writing
 
@@ -1064,7 +1083,7 @@ class ResultStore:
                 if validate:
                     verdict = self.verdict(rid, version)
                     if verdict.error is not None:
-                        kind = "corrupt" if verdict.envelope is None else _kind_of(verdict.error)
+                        kind = "corrupt" if verdict.model is None else _kind_of(verdict.error)
                         report.problems.append(Problem(kind, shown, verdict.error))
                 else:
                     raw = _read_limited(
@@ -1073,6 +1092,12 @@ class ResultStore:
                     envelope.decode(raw or b"", f"result {rid!r}")
             except (CorruptResultError, ResultTooLargeError) as exc:
                 report.problems.append(Problem("corrupt", shown, str(exc)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_verdict(model: tuple[str, str]) -> Verdict:
+    """The verdict of a valid result of ``model``: one shared object per model."""
+    return Verdict(model, None)
 
 
 def _registered(model_type: str, namespace: str, rid: str) -> type[BaseModel]:

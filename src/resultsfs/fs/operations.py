@@ -1219,9 +1219,9 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             if name != xattrs.ERROR or error is None:
                 raise _fail(ENOATTR)
             return error.encode("utf-8")
-        env = self.store.envelope_of(node.result_id) if xattrs.needs_envelope(name) else None
+        model = self.store.model_of(node.result_id) if xattrs.needs_model(name) else None
         lease = self.store.lease(node.result_id) if xattrs.needs_lease(name) else None
-        found = xattrs.value(name, env, lease, error)
+        found = xattrs.value(name, model, lease, error)
         if found is None:
             raise _fail(ENOATTR)
         return found.encode("utf-8")
@@ -1235,9 +1235,7 @@ class ResultsOperations(Operations):  # type: ignore[misc]
             error = self._error_of(node.path)
             if self._result_meta(node) is None:
                 return [xattrs.ERROR] if error is not None else []
-            return xattrs.names(
-                self.store.envelope_of(node.result_id), self.store.lease(node.result_id), error
-            )
+            return xattrs.names(self.store.model_of(node.result_id), self.store.lease(node.result_id), error)
         directory = self._directory(node)
         if directory is not None:
             return [xattrs.MODEL] if self.store.binding(directory) is not None else []

@@ -62,7 +62,7 @@ ROOT = Node(Kind.ROOT, "/", (), "")
 SCHEMAS_DIR = ".schemas"
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def classify(path: str) -> Node | None:
     """The node a mount path names, or ``None`` if no such path can exist."""
     if path in ("/", ""):

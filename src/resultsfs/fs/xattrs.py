@@ -13,7 +13,6 @@ a tree out of the mount and back in without errors.
 
 from __future__ import annotations
 
-from resultsfs.envelope import Envelope
 from resultsfs.leases import Lease
 
 PREFIX = "user.results."
@@ -34,9 +33,9 @@ def is_ours(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
-def names(envelope: Envelope | None, lease: Lease | None, error: str | None) -> list[str]:
-    """The attribute names a result has now."""
-    listed = [MODEL_TYPE, NAMESPACE] if envelope is not None else []
+def names(model: tuple[str, str] | None, lease: Lease | None, error: str | None) -> list[str]:
+    """The attribute names a result has now (``model``: its ``(namespace, model_type)``)."""
+    listed = [MODEL_TYPE, NAMESPACE] if model is not None else []
     listed.append(LOCK_STATE)
     if lease is not None:
         listed += [LOCK_HOLDER, LOCK_EXPIRES]
@@ -45,12 +44,12 @@ def names(envelope: Envelope | None, lease: Lease | None, error: str | None) -> 
     return listed
 
 
-def value(name: str, envelope: Envelope | None, lease: Lease | None, error: str | None) -> str | None:
+def value(name: str, model: tuple[str, str] | None, lease: Lease | None, error: str | None) -> str | None:
     """The value of attribute ``name``, or ``None`` if the result does not have it."""
     if name == MODEL_TYPE:
-        return envelope.model_type if envelope is not None else None
+        return model[1] if model is not None else None
     if name == NAMESPACE:
-        return envelope.namespace if envelope is not None else None
+        return model[0] if model is not None else None
     if name == LOCK_STATE:
         return "locked" if lease is not None else "unlocked"
     if name == LOCK_HOLDER:
@@ -64,8 +63,8 @@ def value(name: str, envelope: Envelope | None, lease: Lease | None, error: str 
     return None
 
 
-def needs_envelope(name: str) -> bool:
-    """True if computing ``name`` needs the result's envelope."""
+def needs_model(name: str) -> bool:
+    """True if computing ``name`` needs the result's model."""
     return name in (MODEL_TYPE, NAMESPACE)
 
 
