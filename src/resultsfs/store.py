@@ -48,6 +48,7 @@ from resultsfs.errors import (
 )
 from resultsfs.ids import ResultId
 from resultsfs.leases import Lease, backoff, check_timeout, deadline_after, default_holder
+from resultsfs.verdicts import VerdictLog
 
 T = TypeVar("T", bound=BaseModel)
 R = TypeVar("R")
@@ -203,6 +204,8 @@ class ResultStore:
         self.backend = backend
         self.max_result_bytes = max_result_bytes
         self._verdicts: dict[bytes, Verdict] = {}
+        #: Where verdicts outlive this store object (a mount sets one; see :mod:`resultsfs.verdicts`).
+        self.verdict_log: VerdictLog | None = None
         self._verdicts_lock = threading.Lock()
 
     @property
@@ -342,6 +345,13 @@ class ResultStore:
             found = self._verdicts.get(key)
         if found is not None:
             return found
+        if self.verdict_log is not None:
+            kept = self.verdict_log.get(key)
+            if kept is not None:
+                found = _valid_verdict(kept[0]) if kept[1] is None and kept[0] is not None else Verdict(*kept)
+                with self._verdicts_lock:
+                    self._verdicts[key] = found
+                return found
         raw = _read_limited(lambda: version.read_all(self.max_result_bytes), rid, self.max_result_bytes)
         assert raw is not None
         try:
@@ -360,6 +370,8 @@ class ResultStore:
             if len(self._verdicts) >= VERDICT_CACHE_SIZE:
                 self._verdicts.clear()
             self._verdicts[key] = verdict
+        if self.verdict_log is not None:
+            self.verdict_log.put(key, verdict.model, verdict.error)
         return verdict
 
     def model_of(self, result_id: ResultId) -> tuple[str, str] | None:

@@ -16,6 +16,7 @@ import re
 import select
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -34,9 +35,10 @@ from resultsfs.fs import DEFAULT_CACHE_TIMEOUT, DEFAULT_THREADS
 from resultsfs.fs.binding import ResultsFUSE
 from resultsfs.fs.notify import notify
 from resultsfs.fs.operations import MountOptions, ResultsOperations
-from resultsfs.fs.staging import LOST_FOUND, kept_files, scratch_location
+from resultsfs.fs.staging import LOST_FOUND, kept_files, scratch_location, store_home
 from resultsfs.fs.trust import check_models_trusted
 from resultsfs.store import DEFAULT_MAX_RESULT_BYTES, ResultStore
+from resultsfs.verdicts import VerdictLog, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,8 @@ class MountConfig:
     trust_models: bool = False
     #: Mount over a directory that holds files (they are hidden while mounted).
     allow_non_empty: bool = False
+    #: Validate every result again instead of trusting verdicts kept by earlier mounts.
+    revalidate: bool = False
 
 
 #: How long a mount may take to answer a ``stat`` before it counts as unresponsive.
@@ -277,6 +281,11 @@ def _serve(config: MountConfig, on_ready: Callable[[], None] | None = None) -> N
         open_backend(config.store, create_if_missing=False, read_only=config.options.read_only),
         max_result_bytes=config.max_result_bytes,
     )
+    if not config.revalidate:
+        try:
+            store.verdict_log = VerdictLog(store_home(store.backend.url), fingerprint())
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("verdicts of this mount will not be kept for the next one: %s", exc)
 
     def ready() -> None:
         if config.pid_file is not None:
@@ -299,6 +308,8 @@ def _serve(config: MountConfig, on_ready: Callable[[], None] | None = None) -> N
         log.info("stopped by a signal; unmounted %s", config.mountpoint)
     finally:
         notify("STOPPING=1")
+        if store.verdict_log is not None:
+            store.verdict_log.close()
         if config.pid_file is not None:
             with suppress(FileNotFoundError):
                 config.pid_file.unlink()

@@ -81,14 +81,23 @@ def scratch_location(
     """
     if scratch_dir is not None:
         return scratch_dir
-    base = state_dir()
+    home = store_home(store_url)
+    return str(home.parent.parent), ("stores", home.name, "staging")
+
+
+def store_home(store_url: str) -> Path:
+    """This host's directory for a store, in the state directory (made if missing).
+
+    ``STATE/stores/<16 hex digits of the URL's SHA-256>``; its ``store`` file names the store,
+    for a human reading it.
+    """
     key = hashlib.sha256(store_url.encode()).hexdigest()[:16]
-    home = base / "stores" / key
+    home = state_dir() / "stores" / key
     home.mkdir(parents=True, mode=0o700, exist_ok=True)
     label = home / "store"
     if not label.exists():
         label.write_text(store_url + "\n")
-    return str(base), ("stores", key, "staging")
+    return home
 
 
 def kept_files(anchor: str, staging_parts: Sequence[str]) -> list[tuple[str, int]]:
