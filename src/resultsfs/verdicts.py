@@ -70,11 +70,12 @@ class VerdictLog:
     ``get`` is a lookup in the file; ``put`` queues a verdict for the background writer.
     """
 
-    def __init__(self, directory: Path, fingerprint: str) -> None:
+    def __init__(self, directory: Path, fingerprint: str, *, fresh: bool = False) -> None:
+        """``fresh``: forget what the file holds (``--revalidate``), and keep new verdicts."""
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = f"verdicts-{fingerprint[:32]}.sqlite"
         for old in directory.glob("verdicts-*.sqlite*"):
-            if not old.name.startswith(name):
+            if fresh or not old.name.startswith(name):
                 with suppress(OSError):
                     old.unlink()  # verdicts of other models: never valid again
         self.path = directory / name

@@ -281,11 +281,10 @@ def _serve(config: MountConfig, on_ready: Callable[[], None] | None = None) -> N
         open_backend(config.store, create_if_missing=False, read_only=config.options.read_only),
         max_result_bytes=config.max_result_bytes,
     )
-    if not config.revalidate:
-        try:
-            store.verdict_log = VerdictLog(store_home(store.backend.url), fingerprint())
-        except (OSError, sqlite3.Error) as exc:
-            log.warning("verdicts of this mount will not be kept for the next one: %s", exc)
+    try:
+        store.verdict_log = VerdictLog(store_home(store.backend.url), fingerprint(), fresh=config.revalidate)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("verdicts of this mount will not be kept for the next one: %s", exc)
 
     def ready() -> None:
         if config.pid_file is not None:
