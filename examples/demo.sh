@@ -38,8 +38,8 @@ show "echo '{\"learning_rate\": -1, \"seed\": 1, \"final_loss\": 0, \"accuracy\"
 show "jq .data.accuracy sweep3/lr0.1/seed1.json"
 echo
 echo "# Leases taken by another process show live:"
-show "resultsfs lock $store sweep3/lr0.1/seed2 --holder nightly-job --ttl 600 && getfattr -d -m user.results.lock sweep3/lr0.1/seed2.json"
-show "resultsfs unlock $store sweep3/lr0.1/seed2 --holder nightly-job && getfattr -n user.results.lock.state sweep3/lr0.1/seed2.json"
+show "resultsfs lock -s $store sweep3/lr0.1/seed2 --holder nightly-job --ttl 600 && getfattr -d -m user.results.lock sweep3/lr0.1/seed2.json"
+show "resultsfs unlock -s $store sweep3/lr0.1/seed2 --holder nightly-job && getfattr -n user.results.lock.state sweep3/lr0.1/seed2.json"
 cd /
 show "resultsfs umount $mnt"
-show "resultsfs ls $store && resultsfs check $store --models $models"
+show "resultsfs ls -r -s $store && resultsfs check -s $store --models $models"

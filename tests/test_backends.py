@@ -76,7 +76,7 @@ def test_a_url_that_cannot_name_a_store_is_one_clear_line(url: str, reason: str)
     with pytest.raises(StoreURLError, match=reason):
         open_backend(url)
     done = subprocess.run(
-        [sys.executable, "-m", "resultsfs", "ls", url], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "resultsfs", "ls", "--store", url], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 1
     assert done.stderr.startswith("Error: ") and reason in done.stderr

@@ -546,7 +546,7 @@ class TestNames:
                 store.set(name, Counter(writer="t", value=1))
         store.set("plain", Counter(writer="t", value=1))
         listing = subprocess.run(
-            [sys.executable, "-m", "resultsfs", "ls", str(store.backend.url)],
+            [sys.executable, "-m", "resultsfs", "ls", "-r", "--store", str(store.backend.url)],
             capture_output=True,
             text=True,
             check=True,

@@ -81,7 +81,7 @@ def test_make_install_gives_every_user_resultsfs_and_uninstall_removes_it(
     store = shared_dir / "store"
     FileBackend(store).set("sweep/r", Counter(writer="a", value=1))
     subprocess.run(["chmod", "-R", "a+rX", str(store)], check=True)
-    listed = as_nobody(prefix, "resultsfs", "ls", str(store))
+    listed = as_nobody(prefix, "resultsfs", "ls", "-r", "--store", str(store))
     assert (listed.returncode, listed.stdout) == (0, "sweep/r\n"), listed.stderr
     assert command.is_symlink() and os.readlink(command) == f"{prefix}/lib/resultsfs/bin/resultsfs"
     assert (prefix / "lib/resultsfs/pyvenv.cfg").is_file()

@@ -77,12 +77,14 @@ class TestValues:
 class TestLiveLeaseState:
     def test_lease_taken_and_released_by_another_process_shows_within_a_second(self, mount: Mount) -> None:
         path = mount.path(SEED7)
-        resultsfs("lock", str(mount.store), "sweep3/lr0.1/seed7", "--holder", "job-42", "--ttl", "3600")
+        resultsfs(
+            "lock", "--store", str(mount.store), "sweep3/lr0.1/seed7", "--holder", "job-42", "--ttl", "3600"
+        )
         wait_until(lambda: attrs(path)["user.results.lock.state"] == "locked", 1.0)
         shown = attrs(path)
         assert shown["user.results.lock.holder"] == "job-42"
         assert shown["user.results.lock.expires"].endswith("Z") and "T" in shown["user.results.lock.expires"]
-        resultsfs("unlock", str(mount.store), "sweep3/lr0.1/seed7", "--holder", "job-42")
+        resultsfs("unlock", "--store", str(mount.store), "sweep3/lr0.1/seed7", "--holder", "job-42")
         wait_until(lambda: attrs(path)["user.results.lock.state"] == "unlocked", 1.0)
         assert "user.results.lock.holder" not in attrs(path)
 

@@ -47,7 +47,7 @@ def test_a_scratch_file_left_at_unmount_is_kept_logged_checked_and_announced(tmp
     assert "kept scratch file /d/notes (3 bytes)" in m.log()
     assert not any((store / ".resultsfs" / "staging").iterdir())
 
-    checked = resultsfs("check", str(store), "--models", MODELS, check=False)
+    checked = resultsfs("check", "--store", str(store), "--models", MODELS, check=False)
     assert checked.returncode == 1
     assert "lost-found" in checked.stdout and "README.txt" in checked.stdout
 

@@ -350,11 +350,11 @@ def test_cli_models_and_mount_refuse_an_unreadable_store(tmp_path: Path) -> None
     backend = FileBackend(store)
     backend.set("r", Metrics(loss=0.1, accuracy=0.2))
     cases = [
-        (["get", str(store), "nope"], "no result found for ID 'nope'"),
-        (["get", str(store), "../x"], "invalid result ID '../x'"),
-        (["ls", str(tmp_path / "missing")], "does not exist"),
-        (["put", str(store), "r", "-", "--models", MODELS], "data does not validate as Metrics"),
-        (["put", str(store), "x\ny", "-", "--models", MODELS], "contains the character '\\n'"),
+        (["get", "--store", str(store), "nope"], "no result found for ID 'nope'"),
+        (["get", "--store", str(store), "../x"], "invalid result ID '../x'"),
+        (["ls", "--store", str(tmp_path / "missing")], "does not exist"),
+        (["put", "--store", str(store), "r", "-", "--models", MODELS], "data does not validate as Metrics"),
+        (["put", "--store", str(store), "x\ny", "-", "--models", MODELS], "contains the character '\\n'"),
     ]
     for args, message in cases:
         done = subprocess.run(
@@ -363,4 +363,4 @@ def test_cli_models_and_mount_refuse_an_unreadable_store(tmp_path: Path) -> None
         assert done.returncode == 1 and message in done.stderr, (args, done.stderr)
         assert done.stderr.count("\n") == 1  # one line, no traceback
     assert FileBackend(store).list_ids() == ["r"]
-    assert sh(f"echo garbage | {sys.executable} -m resultsfs put {store} g -").returncode == 1
+    assert sh(f"echo garbage | {sys.executable} -m resultsfs put --store {store} g -").returncode == 1
