@@ -148,7 +148,10 @@ def resolve_model(model_name: str, namespace: str | None) -> type[BaseModel]:
     if matches:
         return matches[0][1]
     where = f"namespace {namespace!r} or any other" if namespace is not None else "any namespace"
-    raise ModelNotRegisteredError(f"model type {model_name!r} is not registered in {where}")
+    raise ModelNotRegisteredError(
+        f"model type {model_name!r} is not registered in {where}; is --models (or RESULTSFS_MODELS) "
+        "missing the module that registers it?"
+    )
 
 
 def get_namespaces() -> list[str]:

@@ -175,7 +175,7 @@ class _Existing:
         if self._envelope is None:
             raw = _read_limited(lambda: self._txn.read(self._rid, self._limit), self._rid, self._limit)
             if raw is None:
-                raise ResultNotFoundError(f"no result found for ID {self._rid!r}", result_id=self._rid)
+                raise _not_found(self._rid)
             self._envelope = envelope.decode(raw, f"result {self._rid!r}")
         return self._envelope
 
@@ -254,9 +254,7 @@ class ResultStore:
             lambda: self.backend.read(rid, self.max_result_bytes), rid, self.max_result_bytes
         )
         if found is None:
-            raise ResultNotFoundError(
-                f"no result found for ID {rid!r} ({self.backend.location(rid)})", result_id=rid
-            )
+            raise _not_found(rid, f" ({self.backend.location(rid)})")
         raw, meta = found
         where = f"result {rid!r} ({self.backend.location(rid)})"
         return StoredResult(rid, raw, envelope.decode(raw, where), meta)
@@ -458,6 +456,7 @@ class ResultStore:
         change: MetaChange = NO_CHANGE,
         replace_meta: bool = False,
         merge: bool = False,
+        model: str | None = None,
     ) -> bool:
         """Validate bytes written by a user and store them.
 
@@ -468,6 +467,8 @@ class ResultStore:
         out must come back as the value stored now (its default, say), otherwise it is
         refused. With ``merge``, the data (bare, or an envelope's) is a JSON Merge Patch
         (RFC 7386) applied to the stored data: objects merge, ``null`` removes a field.
+        ``model`` (``"namespace:Model"``) names the model of bare data, for a new result in any
+        directory; a stored result, or an envelope, of another model is then refused.
 
         A full envelope whose values validation left exactly as they were is stored as
         written (the writer's layout: ``cmp`` after ``cp`` holds, and ``rsync`` sees the same
@@ -488,7 +489,14 @@ class ResultStore:
             )
         submitted = envelope.decode_submission(raw, f"result {rid!r}")
         parent = rid.rpartition("/")[0]
-        bound = self.binding(parent) if not isinstance(submitted, Envelope) else None
+        named = registry.parse_model_ref(model) if model is not None else None
+        if named is not None and isinstance(submitted, Envelope):
+            _check_named(rid, named, (submitted.namespace, submitted.model_type), stored=False)
+        bound = None
+        if named is not None:
+            bound = Binding(parent, *named)
+        elif not isinstance(submitted, Envelope):
+            bound = self.binding(parent)
 
         def build(existing: _Existing) -> tuple[Envelope, bytes]:
             stored = (
@@ -510,6 +518,8 @@ class ResultStore:
                     data = envelope.merge_patch(stored.data, data)
             elif stored is not None:
                 model_type, namespace = stored.model_type, stored.namespace
+                if named is not None:
+                    _check_named(rid, named, (namespace, model_type), stored=True)
                 data = envelope.merge_patch(stored.data, submitted) if merge else submitted
                 cls = registry.resolve_model(model_type, namespace)
             elif bound is not None:
@@ -519,8 +529,8 @@ class ResultStore:
                 raise ResultValidationError(
                     f"result {rid!r}: bare data (an object without model_type) names no model, and "
                     f"directory {parent or '/'!r} is not bound to one. Bind it (resultsfs bind, or setfattr "
-                    '-n user.results.model -v NAMESPACE:Model DIR), or write a full envelope {"model_type", '
-                    '"namespace", "data"}',
+                    "-n user.results.model -v NAMESPACE:Model DIR), name the model (resultsfs put --model "
+                    'NAMESPACE:Model), or write a full envelope {"model_type", "namespace", "data"}',
                     result_id=rid,
                 )
             env, canonical = _canonical(_validate(cls, data, rid), namespace, rid)
@@ -554,6 +564,8 @@ class ResultStore:
 
         def commit(txn: Transaction) -> bool:
             existing = _Existing(txn, rid, self.max_result_bytes)
+            if existing.exists and behavior is SetBehavior.RAISE_IF_EXISTS:
+                self._should_replace(rid, behavior, existing, None)  # raises: nothing to validate first
             env, raw = build(existing)
             if len(raw) > self.max_result_bytes:
                 raise ResultTooLargeError(
@@ -570,7 +582,9 @@ class ResultStore:
 
         return self._change([rid], holder, lock_wait, f"store result {rid!r}", commit)
 
-    def _should_replace(self, rid: str, behavior: SetBehavior, existing: _Existing, new: Envelope) -> bool:
+    def _should_replace(
+        self, rid: str, behavior: SetBehavior, existing: _Existing, new: Envelope | None
+    ) -> bool:
         if behavior is SetBehavior.OVERWRITE:
             return True
         if behavior is SetBehavior.SKIP_IF_EXISTS:
@@ -580,6 +594,7 @@ class ResultStore:
                 f"Data already exists for ID: {rid} (a result is already stored under ID {rid!r})",
                 result_id=rid,
             )
+        assert new is not None  # RAISE_IF_DIFFERENT is decided once the new result is built
         try:
             same = _same_result(existing.envelope(), new, rid)
         except ResultsError:
@@ -661,12 +676,12 @@ class ResultStore:
         chosen = _behavior(behavior)
         if old == new:
             if not self.exists(old):
-                raise ResultNotFoundError(f"no result found for ID {old!r}", result_id=old)
+                raise _not_found(old)
             return
 
         def move(txn: Transaction) -> None:
             if txn.meta(old) is None:
-                raise ResultNotFoundError(f"no result found for ID {old!r}", result_id=old)
+                raise _not_found(old)
             target = _Existing(txn, new, self.max_result_bytes)
             if target.exists and chosen is not SetBehavior.OVERWRITE:
                 same = False
@@ -706,7 +721,7 @@ class ResultStore:
             meta = txn.meta(rid)
             raw = _read_limited(lambda: txn.read(rid, self.max_result_bytes), rid, self.max_result_bytes)
             if meta is None or raw is None:
-                raise ResultNotFoundError(f"no result found for ID {rid!r}", result_id=rid)
+                raise _not_found(rid)
             sink(raw, meta)
             txn.delete(rid, keep_parents=True)
 
@@ -719,7 +734,7 @@ class ResultStore:
 
         def apply(txn: Transaction) -> None:
             if txn.meta(rid) is None:
-                raise ResultNotFoundError(f"no result found for ID {rid!r}", result_id=rid)
+                raise _not_found(rid)
             txn.set_meta(rid, change)
 
         self.backend.atomically([rid], apply)
@@ -941,7 +956,7 @@ class ResultStore:
         def release(txn: Transaction) -> str | None:
             lease = txn.lease(rid)
             if lease is None or lease.corrupt or lease.holder != holder:
-                held_by = "nobody" if lease is None or lease.corrupt else repr(lease.holder)
+                held_by = "nobody" if lease is None or lease.corrupt else lease.describe()
                 return (
                     f"No lock held by {holder} for transaction with key {rid}: cannot release the lease on "
                     f"{rid!r}: held by {held_by}, not {holder!r}"
@@ -972,7 +987,7 @@ class ResultStore:
 
         broken = self.backend.atomically([rid], drop)
         if broken is not None:
-            log.warning("broke the lease on %r held by %s", rid, broken.describe())
+            log.info("broke the lease on %r held by %s", rid, broken.describe())
         return broken
 
     def lease(self, result_id: ResultId) -> Lease | None:
@@ -1110,6 +1125,28 @@ class ResultStore:
 def _valid_verdict(model: tuple[str, str]) -> Verdict:
     """The verdict of a valid result of ``model``: one shared object per model."""
     return Verdict(model, None)
+
+
+def _check_named(rid: str, named: tuple[str, str], found: tuple[str, str], stored: bool) -> None:
+    """Refuse an envelope, or a stored result, of another model than the one the writer named."""
+    if found == named:
+        return
+    theirs, ours = registry.model_ref(*found), registry.model_ref(*named)
+    what = (
+        f"it stores a {theirs} result, not {ours}; write a full envelope to replace it with a result of "
+        "another model"
+        if stored
+        else f"the input is a {theirs} envelope, not {ours} (the model named)"
+    )
+    raise ResultValidationError(f"result {rid!r}: {what}", result_id=rid)
+
+
+def _not_found(rid: str, where: str = "") -> ResultNotFoundError:
+    """A "no result" error, with "did you mean" for an ID typed as its file name (``eval/z.json``)."""
+    hint = ""
+    if rid.endswith(ids.SUFFIX) and len(rid) > len(ids.SUFFIX):
+        hint = f"; did you mean {rid[: -len(ids.SUFFIX)]!r}? (an ID has no {ids.SUFFIX} suffix)"
+    return ResultNotFoundError(f"no result found for ID {rid!r}{where}{hint}", result_id=rid)
 
 
 def _registered(model_type: str, namespace: str, rid: str) -> type[BaseModel]:

@@ -107,9 +107,8 @@ def unlock(store: str | None, holder: str | None, force: bool, result_id: str) -
             try:
                 opened.release_lock(result_id, holder)
             except LockNotHeldError as exc:
-                lease = opened.lease(result_id)
-                now = f"; it is leased by {lease.describe()} (--force breaks it)" if lease is not None else ""
-                raise hints.CommandError(f"{exc}{now}") from exc
+                live = opened.lease(result_id) is not None
+                raise hints.CommandError(f"{exc}{' (--force breaks it)' if live else ''}") from exc
             return
         broken = opened.break_lease(result_id)
         url = opened.backend.url

@@ -14,7 +14,7 @@ from typing import IO, Any
 import click
 from pydantic import BaseModel
 
-from resultsfs import envelope, ids, registry
+from resultsfs import ids, registry
 from resultsfs.backends import open_backend, shown_url
 from resultsfs.cli import completion, hints, output
 from resultsfs.cli.options import (
@@ -29,7 +29,6 @@ from resultsfs.cli.options import (
     open_store,
     store_option,
 )
-from resultsfs.envelope import Envelope
 from resultsfs.errors import StoreNotFoundError
 from resultsfs.ids import SUFFIX
 from resultsfs.leases import Lease
@@ -238,32 +237,13 @@ def put(
     with open_store(store) as opened:
         # Read one byte past the limit: a huge input is refused without reading all of it.
         raw = source.read(opened.max_result_bytes + 1)
-        if model_ref is not None:
-            raw = _as_model(raw, model_ref, result_id)
         written = opened.set_bytes(
-            result_id, raw, ON_EXISTS[behavior], holder, merge=merge, lock_wait=lock_wait
+            result_id, raw, ON_EXISTS[behavior], holder, merge=merge, lock_wait=lock_wait, model=model_ref
         )
     if as_json:
         output.emit_json({"id": result_id, "stored": written})
     else:
         click.echo(f"{result_id}: {'stored' if written else 'left as it was'}")
-
-
-def _as_model(raw: bytes, model_ref: str, result_id: str) -> bytes:
-    """Bare data wrapped in the envelope of ``--model``; an envelope of that model unchanged."""
-    namespace, name = registry.parse_model_ref(model_ref)
-    submitted = envelope.decode_submission(raw, f"result {result_id!r}")
-    if isinstance(submitted, Envelope):
-        if (submitted.namespace, submitted.model_type) != (namespace, name):
-            theirs = registry.model_ref(submitted.namespace, submitted.model_type)
-            raise hints.CommandError(
-                f"result {result_id!r}: the input is a {theirs} envelope, not --model {model_ref}"
-            )
-        return raw
-    try:
-        return envelope.encode(name, namespace, submitted)
-    except ValueError as exc:
-        raise hints.CommandError(f"result {result_id!r}: the data is not JSON: {exc}") from exc
 
 
 @click.command(cls=Command)
