@@ -226,7 +226,9 @@ class TestGetAndPut:
         error = one_error(run(*args, "--on-exists", "overwrite", stdin=data(0.3), env=env, check=False))
         assert "leaves out 'step' (stored 8, would become 0)" in error and "--merge" in error
         every_field = json.dumps({"loss": 0.3, "accuracy": 0.9, "step": 8})
-        assert run(*args, "--on-exists", "overwrite", stdin=every_field, env=env).stdout.endswith(": stored\n")
+        assert run(*args, "--on-exists", "overwrite", stdin=every_field, env=env).stdout.endswith(
+            ": stored\n"
+        )
         assert ResultStore(env["RESULTSFS_STORE"]).get("sweep3/lr0.1/seed8") == Metrics(
             loss=0.3, accuracy=0.9, step=8
         )
