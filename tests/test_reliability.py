@@ -353,7 +353,11 @@ def test_cli_models_and_mount_refuse_an_unreadable_store(tmp_path: Path) -> None
         (["get", "--store", str(store), "nope"], "no result found for ID 'nope'"),
         (["get", "--store", str(store), "../x"], "invalid result ID '../x'"),
         (["ls", "--store", str(tmp_path / "missing")], "does not exist"),
-        (["put", "--store", str(store), "r", "-", "--models", MODELS], "data does not validate as Metrics"),
+        (["put", "--store", str(store), "r", "-", "--models", MODELS], "already stored under ID 'r'"),
+        (
+            ["put", "--store", str(store), "r", "-", "--models", MODELS, "--on-exists", "overwrite"],
+            "data does not validate as Metrics",
+        ),
         (["put", "--store", str(store), "x\ny", "-", "--models", MODELS], "contains the character '\\n'"),
     ]
     for args, message in cases:

@@ -125,7 +125,7 @@ class TestShellWriter:
         done = shell_writer(bound, "runs/r5", data)
         assert done.returncode == 1
         assert "Device or resource busy" in done.stderr
-        assert "refused: commit refused: cannot store result 'runs/r5' because it is locked" in done.stderr
+        assert "commit refused: cannot store result 'runs/r5' because it is locked" in done.stderr
         assert "leased by 'nightly'" in done.stderr
         assert os.listdir(bound.runs) == ["r5.json"]  # the temp file was removed
         assert bound.store.get("runs/r5") == Metrics(loss=0.9, accuracy=0.1)

@@ -51,8 +51,7 @@ tmp="$dir/.$(basename -- "$target").$$.tmp"
 # 3. The commit. On a refusal the temp file stays, and its user.results.error says why.
 if ! mv -- "$tmp" "$target"; then
     reason=$(getfattr --only-values -n user.results.error -- "$tmp" 2>/dev/null ||
-        getfattr --only-values -n user.results.error -- "$target" 2>/dev/null ||
-        echo "no reason recorded: a rename onto a new name is explained only in the mount's log")
+        echo "no reason recorded (see the mount's log)")
     rm -f -- "$tmp"
     echo "write_result.sh: $target: refused: $reason" >&2
     exit 1
