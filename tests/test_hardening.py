@@ -246,6 +246,56 @@ class TestWrongDataServed:
         assert target.read_bytes() == moved_in
         assert "replaced by a rename" in os.getxattr(target, "user.results.error").decode()
 
+    def test_a_rename_onto_an_open_result_replaces_it_in_one_step(self, mount: Mount) -> None:
+        """A rename onto a result that a reader holds open replaces it in one step: a reader
+        elsewhere never finds it missing, and the open reader keeps reading its version.
+        (libfuse's hiding of open files, which would make fstat of it work, breaks this: the
+        mount keeps hard_remove.)"""
+        here = mount.path("sweep3/lr0.1")
+        old = (here / "seed7.json").read_bytes()
+        reader = os.open(here / "seed7.json", os.O_RDONLY)
+        watcher = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"import os\nwhile True:\n    open({str(here / 'seed7.json')!r}, 'rb').read()",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            for value in range(20):
+                (here / "t").write_bytes(_envelope(100 + value))
+                os.rename(here / "t", here / "seed7.json")
+            assert watcher.poll() is None, watcher.communicate()[1]  # it never failed to open it
+            assert os.pread(reader, len(old) + 1, 0) == old
+        finally:
+            watcher.kill()
+            watcher.communicate()
+            os.close(reader)
+        assert json.loads((here / "seed7.json").read_bytes())["data"]["value"] == 119
+
+    def test_a_refused_rename_onto_an_open_result_leaves_it_and_its_readers_alone(
+        self, tmp_path: Path
+    ) -> None:
+        store_path = tmp_path / "store"
+        backend = FileBackend(store_path)
+        backend.set("x", Counter(writer="x", value=1))
+        backend.set("y", Counter(writer="y", value=2))
+        with mounted(store_path, tmp_path / "mnt", ["--on-exists", "raise"]) as m:
+            kept = m.path("x.json").read_bytes()
+            reader = os.open(m.path("x.json"), os.O_RDONLY)
+            try:
+                with pytest.raises(FileExistsError):
+                    os.rename(m.path("y.json"), m.path("x.json"))
+                time.sleep(1.2)  # past the attribute cache
+                assert os.fstat(reader).st_size == len(kept)
+                assert os.pread(reader, len(kept) + 1, 0) == kept
+            finally:
+                os.close(reader)
+            assert m.path("x.json").read_bytes() == kept and m.path("y.json").exists()
+        assert backend.get("x") == Counter(writer="x", value=1)
+
     def test_new_files_and_directories_get_the_callers_umask_only(self, mount: Mount) -> None:
         """With umask 002, mkdir gives 775 and new files 664 (the daemon's umask is not added)."""
         body = _envelope(1).decode()
