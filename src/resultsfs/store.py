@@ -296,7 +296,7 @@ class ResultStore:
 
     def exists(self, result_id: ResultId) -> bool:
         """True if a result is stored under ``result_id``."""
-        return self.backend.meta(ids.normalize_id(result_id)) is not None
+        return self.backend.has(ids.normalize_id(result_id))
 
     def meta(self, result_id: ResultId) -> Meta | None:
         """The metadata of a stored result (size, mode, owner, times), or ``None``."""

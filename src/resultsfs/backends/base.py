@@ -246,6 +246,10 @@ class ResultsBackend(abc.ABC):
     def open(self, rid: str) -> Version | None:
         """Result ``rid``'s current version, opened for reading, or ``None``."""
 
+    def has(self, rid: str) -> bool:
+        """True if result ``rid`` is stored (a backend may answer it without reading the result)."""
+        return self.meta(rid) is not None
+
     def read(self, rid: str, limit: int) -> tuple[bytes, Meta] | None:
         """The bytes and metadata of result ``rid``, or ``None``; ``OSError(EFBIG)`` past ``limit``."""
         version = self.open(rid)

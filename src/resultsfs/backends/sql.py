@@ -329,6 +329,9 @@ class SqlBackend(ResultsBackend):
             found = self._row(conn, rid)
         return found[1] if found is not None else None
 
+    def has(self, rid: str) -> bool:
+        return bool(self._all("SELECT 1 FROM results WHERE id = ?", (rid,)))
+
     def open(self, rid: str) -> BytesVersion | None:
         with self._reading() as conn:
             found = self._row(conn, rid)
@@ -494,16 +497,26 @@ class _SqlTransaction(Transaction):
         self.backend = backend
         self.conn = conn
         self.now = backend._transaction_time(conn)
+        #: Rows read in this transaction (a check and the change it allows read the same row):
+        #: one SELECT each, forgotten when the transaction changes anything.
+        self._rows: dict[str, tuple[bytes, Meta] | None] = {}
 
     def _run(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        if not statement.startswith("SELECT"):
+            self._rows.clear()
         return self.backend._run(self.conn, statement, params)
 
+    def _row(self, rid: str) -> tuple[bytes, Meta] | None:
+        if rid not in self._rows:
+            self._rows[rid] = self.backend._row(self.conn, rid)
+        return self._rows[rid]
+
     def meta(self, rid: str) -> Meta | None:
-        found = self.backend._row(self.conn, rid)
+        found = self._row(rid)
         return found[1] if found is not None else None
 
     def read(self, rid: str, limit: int) -> bytes | None:
-        found = self.backend._row(self.conn, rid)
+        found = self._row(rid)
         if found is None:
             return None
         if len(found[0]) > limit:
