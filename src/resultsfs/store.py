@@ -204,8 +204,10 @@ class ResultStore:
         self.backend = backend
         self.max_result_bytes = max_result_bytes
         self._verdicts: dict[bytes, Verdict] = {}
-        #: Where verdicts outlive this store object (a mount sets one; see :mod:`resultsfs.verdicts`).
+        #: Where verdicts outlive this store object (a mount sets one with :meth:`keep_verdicts`).
         self.verdict_log: VerdictLog | None = None
+        #: True once every kept verdict is in memory: a miss then needs no look in the log.
+        self._verdicts_loaded = False
         self._verdicts_lock = threading.Lock()
 
     @property
@@ -343,7 +345,7 @@ class ResultStore:
             found = self._verdicts.get(key)
         if found is not None:
             return found
-        if self.verdict_log is not None:
+        if self.verdict_log is not None and not self._verdicts_loaded:
             kept = self.verdict_log.get(key)
             if kept is not None:
                 found = _valid_verdict(kept[0]) if kept[1] is None and kept[0] is not None else Verdict(*kept)
@@ -371,6 +373,17 @@ class ResultStore:
         if self.verdict_log is not None:
             self.verdict_log.put(key, verdict.model, verdict.error)
         return verdict
+
+    def keep_verdicts(self, log_: VerdictLog) -> None:
+        """Keep verdicts in ``log_`` across instances (mounts), starting with those it holds."""
+        self.verdict_log = log_
+        kept, complete = log_.load(VERDICT_CACHE_SIZE)
+        with self._verdicts_lock:
+            for key, model, error in kept:
+                self._verdicts[key] = (
+                    _valid_verdict(model) if error is None and model is not None else Verdict(model, error)
+                )
+        self._verdicts_loaded = complete
 
     def model_of(self, result_id: ResultId) -> tuple[str, str] | None:
         """``(namespace, model_type)`` of a stored result if it decodes (from the verdict cache

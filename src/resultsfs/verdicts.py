@@ -87,8 +87,21 @@ class VerdictLog:
         )
         self._lock = threading.Lock()
         self._pending: queue.SimpleQueue[tuple[bytes, str | None, str | None] | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
         self._writer = threading.Thread(target=self._write, name="resultsfs-verdicts", daemon=True)
         self._writer.start()
+
+    def load(self, limit: int) -> tuple[list[tuple[bytes, tuple[str, str] | None, str | None]], bool]:
+        """Up to ``limit`` verdicts at once, and whether that is all of them.
+
+        A mount loads them when it starts: a lookup in memory per open, instead of a query.
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT key, model, error FROM verdicts LIMIT ?", (limit + 1,)
+            ).fetchall()
+        found = [(bytes(key), _model(model), error) for key, model, error in rows[:limit]]
+        return found, len(rows) <= limit
 
     def get(self, key: bytes) -> tuple[tuple[str, str] | None, str | None] | None:
         """``(model, error)`` remembered for ``key``, or ``None``."""
@@ -97,34 +110,32 @@ class VerdictLog:
         if row is None:
             return None
         model, error = row
-        if model is None:
-            return None, error
-        namespace, _, name = model.rpartition(":")
-        return (namespace, name), error
+        return _model(model), error
 
     def put(self, key: bytes, model: tuple[str, str] | None, error: str | None) -> None:
         """Remember a verdict (written soon, in the background)."""
         self._pending.put((key, registry.model_ref(*model) if model is not None else None, error))
 
     def _write(self) -> None:
+        """Write queued verdicts in batches: wait for the first, gather for a while, write once."""
         done = False
         while not done:
+            first = self._pending.get()
             batch = []
-            try:
-                item = self._pending.get(timeout=_FLUSH_SECONDS)
-            except queue.Empty:
-                continue
-            while True:
-                if item is None:
-                    done = True
-                    break
-                batch.append(item)
-                if len(batch) >= _BATCH:
-                    break
+            if first is None:
+                done = True
+            else:
+                batch.append(first)
+                self._stopping.wait(_FLUSH_SECONDS)  # let a burst of reads gather into one write
+            while len(batch) < _BATCH:
                 try:
                     item = self._pending.get_nowait()
                 except queue.Empty:
                     break
+                if item is None:
+                    done = True
+                    break
+                batch.append(item)
             if batch:
                 try:
                     with self._lock:
@@ -134,7 +145,16 @@ class VerdictLog:
 
     def close(self) -> None:
         """Write what is queued, then close the file."""
+        self._stopping.set()
         self._pending.put(None)
         self._writer.join(timeout=30)
         with self._lock:
             self._conn.close()
+
+
+def _model(ref: str | None) -> tuple[str, str] | None:
+    """``"namespace:Model"`` as ``(namespace, model_type)``."""
+    if ref is None:
+        return None
+    namespace, _, name = ref.rpartition(":")
+    return namespace, name

@@ -282,7 +282,7 @@ def _serve(config: MountConfig, on_ready: Callable[[], None] | None = None) -> N
         max_result_bytes=config.max_result_bytes,
     )
     try:
-        store.verdict_log = VerdictLog(store_home(store.backend.url), fingerprint(), fresh=config.revalidate)
+        store.keep_verdicts(VerdictLog(store_home(store.backend.url), fingerprint(), fresh=config.revalidate))
     except (OSError, sqlite3.Error) as exc:
         log.warning("verdicts of this mount will not be kept for the next one: %s", exc)
 
