@@ -486,7 +486,11 @@ def main() -> int:
     parser.add_argument("--crash-rounds", type=int, default=12)
     parser.add_argument("--escape-rounds", type=int, default=200)
     args = parser.parse_args()
-    rows = [concurrency(args.seconds), crashes(args.crash_rounds), escapes(args.escape_rounds)]
+    # The mounts' kept verdicts and staging areas of SQL stores go to a state directory of the run,
+    # not to /var/lib/resultsfs.
+    with tempfile.TemporaryDirectory(prefix="rfs-state-") as state:
+        os.environ["RESULTSFS_STATE_DIR"] = state
+        rows = [concurrency(args.seconds), crashes(args.crash_rounds), escapes(args.escape_rounds)]
     print(table(rows))
     for row in rows:
         for note in row.notes[:10]:
