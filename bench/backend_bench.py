@@ -9,7 +9,9 @@ turn, the order rotated per round so that machine noise and cache effects hit th
   the same thing);
 * ``get`` and ``exists`` of every result, and one ``list_ids`` of the whole store;
 * a cold read through the mount: ``resultsfs mount`` of that backend's store on a fresh mount
-  point, then open+read+close of every result file by one reader, as ``cat`` would.
+  point, with an empty state directory in the run's temporary directory (no verdicts kept
+  from the round before, and a SQL store's staging area removed with the rest), then
+  open+read+close of every result file by one reader, as ``cat`` would.
 
 The report keeps every round's rate and prints medians, with each SQL backend's ratio to the
 directory backend.

@@ -1,19 +1,24 @@
 """``make bench``: resultsfs against the backing directory and a C passthrough, as printed tables.
 
-Runs :mod:`fuse_bench` (the filesystem workloads side by side, FUSE request counts per file,
-the daemon's peak RSS, and the Python API against a results_manager-style baseline), then
-:mod:`backend_bench` (the directory, SQLite and PostgreSQL backends side by side: API set, get,
-exists, list_ids and mount cold reads, over the same results; PostgreSQL on a throwaway server
-it starts and stops), prints the tables and writes the same figures to
-``bench/results/<timestamp>.json``.
+Runs :mod:`fuse_bench` (the filesystem workloads side by side, FUSE request counts and CPU
+time per file, the daemon's peak RSS, commits through the mount against the Python API, and
+the Python API against a results_manager-style baseline), then :mod:`scale_bench` (list_ids
+against find, ``resultsfs check``, a remount with kept verdicts against ``--revalidate``, the
+daemon's memory after reading every result), then :mod:`backend_bench` (the directory, SQLite
+and PostgreSQL backends side by side: API set, get, exists, list_ids and mount cold reads, over
+the same results; PostgreSQL on a throwaway server it starts and stops), prints the tables and
+writes the same figures to ``bench/results/<timestamp>.json``.
 
-The store has 3,000 results by default; ``BENCH_N=100000`` (or ``--files``) runs a large one.
+The store has 3,000 results by default. A large store (``--large``: 100,000 results, or
+``BENCH_N``/``--files``) runs only the scale section (a few minutes); so does any store of more
+than 20,000 results, unless ``--full`` asks for every section at that size (hours at 100,000).
 ``--quick`` is a smoke run (300 results, fewer commits and API operations). ``--legacy`` also
 prints the older mount table (``--threads 4`` against ``--threads 1``, :mod:`mount_bench`).
 The per-backend table uses the API's operation count (3,000, or 300 with ``--quick``);
-``--no-backends`` skips it, ``--backends-only`` runs only it. Mounting needs root or FUSE
-access; the passthrough needs gcc, pkg-config and libfuse3-dev; the PostgreSQL column needs
-root and Debian's ``postgresql`` (``make testdeps``), and is skipped, saying why, without them.
+``--no-backends`` skips it, ``--backends-only`` runs only it; ``--no-scale`` skips the scale
+section. Mounting needs root or FUSE access; the passthrough needs gcc, pkg-config and
+libfuse3-dev; the PostgreSQL column needs root and Debian's ``postgresql`` (``make
+testdeps``), and is skipped, saying why, without them.
 """
 
 from __future__ import annotations
@@ -30,8 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import backend_bench
 import fuse_bench
 import mount_bench
+import scale_bench
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+#: The size of ``--large``.
+LARGE_FILES = 100_000
+#: Above this many results, a run is a ``--large`` one unless ``--full`` is given.
+LARGE_FROM = 20_000
 
 
 def table(title: str, header: tuple[str, str, str], rows: list[tuple[str, float, float]]) -> None:
@@ -50,7 +60,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 300 results, fewer operations")
-    parser.add_argument("--files", type=int, help="results in the store (default: $BENCH_N or 3000)")
+    parser.add_argument(
+        "--files", type=int, help="results in the store (default: $BENCH_N, or 3000; 100000 with --large)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds; medians are reported (min 3)")
     parser.add_argument("--no-counts", action="store_true", help="skip the -o debug request-counting pass")
     parser.add_argument(
@@ -67,6 +79,15 @@ def main() -> None:
     section.add_argument(
         "--backends-only", action="store_true", help="only the per-backend table (no filesystem workloads)"
     )
+    section.add_argument(
+        "--large",
+        action="store_true",
+        help=f"only the scale section, on a large store ({LARGE_FILES} results unless --files/BENCH_N)",
+    )
+    section.add_argument(
+        "--full", action="store_true", help=f"every section even for more than {LARGE_FROM} results"
+    )
+    parser.add_argument("--no-scale", action="store_true", help="skip the scale section")
     parser.add_argument("--json-dir", type=Path, default=RESULTS_DIR, help="where the JSON report goes")
     args = parser.parse_args()
 
@@ -74,8 +95,13 @@ def main() -> None:
         files = args.files
     elif args.quick:
         files = 300
+    elif os.environ.get("BENCH_N"):
+        files = int(os.environ["BENCH_N"])
     else:
-        files = int(os.environ.get("BENCH_N") or 3000)
+        files = LARGE_FILES if args.large else 3000
+    large = args.large or (files > LARGE_FROM and not args.full and not args.backends_only)
+    if large and not args.large:
+        _progress(f"{files} results: only the scale section (--large); --full runs every section")
     config = fuse_bench.Config(
         files=files,
         rounds=max(3, args.rounds),
@@ -85,21 +111,29 @@ def main() -> None:
         mount_args=tuple(args.mount_arg),
         deadline=args.deadline,
     )
-    if args.backends_only:
+    started = time.monotonic()
+    if args.backends_only or large:
         data: dict[str, Any] = fuse_bench.host_json()
+        data["config"] = {"files": files, "rounds": config.rounds, "mount_args": list(config.mount_args)}
     else:
         report = fuse_bench.run(config, _progress)
         fuse_bench.print_report(report)
         data = report.to_json()
-    if not args.no_backends:
+    data["config"]["mode"] = "large" if large else "backends-only" if args.backends_only else "default"
+    if (large or not args.backends_only) and not args.no_scale:
+        scale = scale_bench.run(files, config.rounds, config.mount_args, args.deadline, _progress)
+        scale_bench.print_report(scale)
+        data["scale"] = scale.to_json()
+    if not args.no_backends and not large:
         # The same N as the API table above: its operations per round.
         backends = backend_bench.run(
             config.api_ops, config.rounds, config.mount_args, args.deadline, _progress
         )
         backend_bench.print_report(backends)
         data["backends"] = backends.to_json()
+    data["seconds"] = round(time.monotonic() - started, 1)
     path = fuse_bench.save_json(data, args.json_dir)
-    print(f"\nJSON: {path}")
+    print(f"\nJSON: {path} ({data['seconds'] / 60:.1f} min)")
 
     if args.legacy:
         configs = {"4 threads (default)": [], "1 thread": ["--threads", "1"]}
