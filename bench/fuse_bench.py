@@ -1,14 +1,16 @@
-"""The backing directory, a C libfuse passthrough and resultsfs, timed side by side in one run.
+"""The backing directory, a C libfuse passthrough, the same in Python, and resultsfs, side by side.
 
 What: one store (default 3,000 results of ~160 bytes in 30 leaf directories; ``BENCH_N`` or
-``--files`` for another size) is served three ways: as the plain directory, through the
+``--files`` for another size) is served four ways: as the plain directory; through the
 minimal libfuse 3 passthrough of ``bench/passthrough.c`` (compiled into a temporary directory,
-libfuse's default options) mounted over a copy, and through resultsfs mounted over a copy.
-Every workload runs on the three sides in turn, in each of ``rounds`` rounds (side order
-rotated per round; fresh mounts per round), and the median rate is reported with the ratios
-resultsfs/passthrough and resultsfs/directory. Each resultsfs mount starts with an empty
-state directory, so nothing is kept from an earlier mount: its cold row includes validating
-every result (:mod:`scale_bench` measures a remount that finds the kept verdicts).
+libfuse's default options) mounted over a copy; through the same passthrough written in
+Python on resultsfs's own binding (``bench/pypassthrough.py``, mfusepy's path API, libfuse's
+default options) over another copy; and through resultsfs mounted over a copy. Every
+workload runs on the four sides in turn, in each of ``rounds`` rounds (side order rotated per
+round; fresh mounts per round), and the median rate is reported with the ratios between them.
+Each resultsfs mount starts with an empty state directory, so nothing is kept from an earlier
+mount: its cold row includes validating every result (:mod:`scale_bench` measures a remount
+that finds the kept verdicts).
 
 Around every timed run the CPU time of each daemon (``/proc/PID/stat``) and of the client
 (this process and the tools it waited for, ``getrusage``) is read, and reported per file.
@@ -16,15 +18,17 @@ The row "commit: open+write+close, one writer" has a fourth turn in the same rot
 same bytes onto the same IDs of a copy of the store with ``ResultStore.set_bytes`` (durable,
 as the mount's commits are), so that commits through the mount and through the Python API
 are compared at the same durability, without a process start per commit (the cp and mv rows
-start one). A separate, untimed pass runs both daemons in the foreground with ``-o debug``
+start one). A separate, untimed pass runs each daemon in the foreground with ``-o debug``
 and counts libfuse's request lines per workload, per file, by opcode; the resultsfs daemon's
 peak RSS (``VmHWM``) is read after each timed round.
 
 Why: resultsfs/directory alone mixes what any FUSE filesystem costs (a kernel round trip per
 request, libfuse's default caching) with what resultsfs adds (Python, validation, direct I/O,
 durable commits). The C passthrough is the floor of the first, so resultsfs/passthrough is
-the second, and the request counts tell whether a gap comes from more requests or from
-slower ones.
+the second. The Python passthrough splits the second: what the binding costs a daemon that
+does nothing of its own (Python pt / C pt), and what resultsfs's own code costs on top
+(resultsfs / Python pt). The request counts tell whether a gap comes from more requests or
+from slower ones.
 
 Robustness: every mount is unmounted in ``finally`` (``fusermount3 -uz`` and killing the
 daemon as the last resort), a watchdog aborts the FUSE connections and kills the daemons if
@@ -66,8 +70,9 @@ MODELS_FILE = BENCH / "bench_models.py"
 BUILD_PACKAGES = ("gcc", "libc6-dev", "pkg-config", "libfuse3-dev")
 #: The store's own directory (locks, leases); not part of the results tree.
 META_DIR = ".resultsfs"
-SIDES = ("directory", "passthrough", "resultsfs")
-FUSE_SIDES = ("passthrough", "resultsfs")
+SIDES = ("directory", "passthrough", "pypassthrough", "resultsfs")
+FUSE_SIDES = ("passthrough", "pypassthrough", "resultsfs")
+PYPASSTHROUGH = BENCH / "pypassthrough.py"
 #: How long a quiet trace must stay quiet before a workload's count is closed (async RELEASEs).
 QUIET_SECONDS = 0.2
 
@@ -168,6 +173,8 @@ class Report:
                     "per_second": rates,
                     "ratio": {
                         "resultsfs/passthrough": rates["resultsfs"] / rates["passthrough"],
+                        "pypassthrough/passthrough": rates["pypassthrough"] / rates["passthrough"],
+                        "resultsfs/pypassthrough": rates["resultsfs"] / rates["pypassthrough"],
                         "resultsfs/directory": rates["resultsfs"] / rates["directory"],
                     },
                     "requests": w.requests,
@@ -455,7 +462,7 @@ def _mark(root: Path, kind: str, label: str) -> None:
         raise RuntimeError(f"{root}: a marker file exists")
 
 
-# --------------------------------------------------------------------------- the three sides
+# --------------------------------------------------------------------------- the sides
 
 
 class Side:
@@ -585,6 +592,23 @@ class Passthrough(FuseSide):
             str(self.backing),
             str(self.root),
             "-f",
+            *(["-o", "debug"] if debug else []),
+        ]
+
+
+class PyPassthrough(FuseSide):
+    """``bench/pypassthrough.py``: the C passthrough's callbacks in Python, on resultsfs's binding."""
+
+    def __init__(self, backing: Path, mnt: Path, workdir: Path) -> None:
+        super().__init__("pypassthrough", mnt, workdir)
+        self.backing = backing
+
+    def command(self, debug: bool) -> list[str]:
+        return [
+            sys.executable,
+            str(PYPASSTHROUGH),
+            str(self.backing),
+            str(self.root),
             *(["-o", "debug"] if debug else []),
         ]
 
@@ -1038,12 +1062,13 @@ def _terminate_cleanly() -> Iterator[None]:
 
 
 def _prepare(tmp: Path, count: int) -> tuple[list[str], dict[str, Any]]:
-    """The store and its three copies in ``tmp``; the result files' relative paths and a summary."""
+    """The store and its copies in ``tmp``; the result files' relative paths and a summary."""
     store = tmp / "store"
     rels = make_store(store, count)
     plain = tmp / "directory"
     shutil.copytree(store, plain, ignore=shutil.ignore_patterns(META_DIR))
     shutil.copytree(plain, tmp / "passthrough-backing")
+    shutil.copytree(plain, tmp / "pypassthrough-backing")
     shutil.copytree(store, tmp / "resultsfs-store")
     shutil.copytree(store, tmp / "api-store")
     shutil.rmtree(store)
@@ -1057,7 +1082,7 @@ def _prepare(tmp: Path, count: int) -> tuple[list[str], dict[str, Any]]:
 
 
 def run(config: Config, progress: Callable[[str], None] = lambda _: None) -> Report:
-    """Build the store, measure the API, time every workload on the three sides, count requests."""
+    """Build the store, measure the API, time every workload on every side, count requests."""
     if config.files < 10:
         raise SystemExit("the benchmark needs at least 10 files")
     # Three disjoint sets of commit targets, none of them the last result (grep looks for it).
@@ -1067,6 +1092,7 @@ def run(config: Config, progress: Callable[[str], None] = lambda _: None) -> Rep
     sides: list[Side] = [
         Side("directory", plain),
         Passthrough(tmp / "passthrough", tmp / "passthrough-backing", tmp / "passthrough-mnt", tmp),
+        PyPassthrough(tmp / "pypassthrough-backing", tmp / "pypassthrough-mnt", tmp),
         Resultsfs(tmp / "resultsfs-store", tmp / "resultsfs-mnt", tmp, config.mount_args),
     ]
     rss: dict[str, list[int]] = {name: [] for name in FUSE_SIDES}
@@ -1127,19 +1153,23 @@ def print_report(report: Report, out: IO[str] = sys.stdout) -> None:
     )
     if cfg.mount_args:
         print(f"resultsfs mounted with: {' '.join(cfg.mount_args)}", file=out)
-    header = f"{'workload':<40} {'unit':>7} {'directory':>11} {'passthrough':>11} {'resultsfs':>11}"
-    print(f"{header} {'rfs/pt':>7} {'rfs/dir':>7}", file=out)
+    names = ("directory", "C pt", "Python pt", "resultsfs")
+    header = f"{'workload':<40} {'unit':>7} " + " ".join(f"{name:>11}" for name in names)
+    print(f"{header} {'rfs/pt':>7} {'py/pt':>7} {'rfs/py':>7} {'rfs/dir':>7}", file=out)
     for w in report.workloads:
         rates = {side: w.rate(side) for side in SIDES}
         cells = " ".join(f"{_fmt_rate(rates[side]):>11}" for side in SIDES)
-        print(
-            f"{w.title:<40} {w.unit:>7} {cells} {rates['resultsfs'] / rates['passthrough']:>7.3f}"
-            f" {rates['resultsfs'] / rates['directory']:>7.3f}",
-            file=out,
+        ratios = (
+            rates["resultsfs"] / rates["passthrough"],
+            rates["pypassthrough"] / rates["passthrough"],
+            rates["resultsfs"] / rates["pypassthrough"],
+            rates["resultsfs"] / rates["directory"],
         )
+        print(f"{w.title:<40} {w.unit:>7} {cells} " + " ".join(f"{r:>7.3f}" for r in ratios), file=out)
     print(
-        "(ratios below 1: resultsfs is slower. 'cold' means a fresh mount; the backing page cache is\n"
-        " warm on every side, so the directory's cold and warm rows measure the same thing)",
+        "(C pt: bench/passthrough.c; Python pt: the same callbacks in Python on resultsfs's binding,\n"
+        " bench/pypassthrough.py. Ratios below 1: the first is slower. 'cold' means a fresh mount; the\n"
+        " backing page cache is warm on every side, so the directory's cold and warm rows measure the same)",
         file=out,
     )
     if report.spawn_floor:
@@ -1176,7 +1206,7 @@ def print_report(report: Report, out: IO[str] = sys.stdout) -> None:
                     err = errors.get(op, 0) / w.count
                     parts.append(f"{op} {_fmt_per_file(n)}" + (f" ({_fmt_per_file(err)} err)" if err else ""))
                 total = sum(per_file.values())
-                print(f"  {side:<12} {total:6.2f}  {', '.join(parts)}", file=out)
+                print(f"  {side:<14} {total:6.2f}  {', '.join(parts)}", file=out)
 
     print("\nPython API: resultsfs vs a results_manager-style baseline; median of rounds", file=out)
     print(f"{'operation':<40} {'unit':>5} {'resultsfs':>11} {'baseline':>11} {'ratio':>7}", file=out)
@@ -1229,6 +1259,8 @@ def print_cpu(report: Report, out: IO[str] = sys.stdout) -> None:
         ("dir client", "directory", "client"),
         ("pt daemon", "passthrough", "daemon"),
         ("pt client", "passthrough", "client"),
+        ("py daemon", "pypassthrough", "daemon"),
+        ("py client", "pypassthrough", "client"),
         ("rfs daemon", "resultsfs", "daemon"),
         ("rfs client", "resultsfs", "client"),
     )

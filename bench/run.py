@@ -1,4 +1,4 @@
-"""``make bench``: resultsfs against the backing directory and a C passthrough, as printed tables.
+"""``make bench``: resultsfs against the backing directory and C and Python passthroughs, as tables.
 
 Runs :mod:`fuse_bench` (the filesystem workloads side by side, FUSE request counts and CPU
 time per file, the daemon's peak RSS, commits through the mount against the Python API, and
