@@ -138,7 +138,8 @@ class VerdictLog:
                 batch.append(item)
             if batch:
                 try:
-                    with self._lock:
+                    with self._lock, self._conn:  # one transaction per batch, not one per verdict
+                        self._conn.execute("BEGIN")
                         self._conn.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?)", batch)
                 except sqlite3.Error:
                     log.exception("could not keep %d verdicts in %s", len(batch), self.path)
