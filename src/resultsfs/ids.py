@@ -51,7 +51,7 @@ _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/]")
 #: :data:`MAX_PART_BYTES` long: valid by construction. Listing a store of 100,000 results
 #: checks every name; this is the fast path for the usual ones.
 _PLAIN_PART = r"[ -\-0-~][ -.0-~]{0," + str(MAX_PART_BYTES - 1) + "}"
-_PLAIN_RESULT_NAME = re.compile(f"({_PLAIN_PART})\\.json")
+PLAIN_RESULT_NAME = re.compile(f"({_PLAIN_PART})\\.json")
 _PLAIN_DIR_NAME = re.compile(_PLAIN_PART)
 
 #: Unicode categories no name may contain: controls (C0 and C1), format characters (bidi
@@ -161,7 +161,7 @@ def result_name_to_part(name: str) -> str | None:
 
     ``"seed7.json"`` -> ``"seed7"``; ``".x.json"``, ``"x.json.tmp"``, ``"x.json~"`` -> ``None``.
     """
-    plain = _PLAIN_RESULT_NAME.fullmatch(name)
+    plain = PLAIN_RESULT_NAME.fullmatch(name)
     if plain is not None:
         return plain.group(1)
     if not name.endswith(SUFFIX):

@@ -15,6 +15,7 @@ import enum
 import errno
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -320,15 +321,19 @@ class ResultStore:
 
         A string prefix ending in ``/`` means only what is below it, not the result itself.
         """
+        # Not a generator: the backend's iterator is handed on as it is, so that list_ids
+        # sorts 100,000 IDs without a Python frame per ID.
         parts: tuple[str, ...] = ()
+        head: list[str] = []
         if prefix is not None:
             below_only = isinstance(prefix, str) and prefix.endswith("/") and prefix != "/"
             parts = ids.id_parts(prefix[:-1] if below_only else prefix)
             if not below_only and self.backend.meta("/".join(parts)) is not None:
-                yield "/".join(parts)
+                head.append("/".join(parts))
             if not ids.is_valid_part(parts[-1], is_last=False):
-                return  # "a.json" can name a result but not a directory
-        yield from self.backend.scan(parts)
+                return iter(head)  # "a.json" can name a result but not a directory
+        found = self.backend.scan(parts)
+        return itertools.chain(head, found) if head else iter(found)
 
     # ----------------------------------------------------------------- verdicts
 

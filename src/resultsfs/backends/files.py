@@ -219,13 +219,13 @@ class FileBackend(ResultsBackend):
         try:
             dir_fd = self.tree.open_dir(parts)
         except (FileNotFoundError, NotADirectoryError, UnsafePathError):
-            return
+            return iter(())
         found: list[str] = []
         try:
             _scan_into(found, dir_fd, "/".join(parts) + "/" if parts else "")
         finally:
             os.close(dir_fd)
-        yield from found
+        return iter(found)
 
     def listdir(self, parts: Sequence[str]) -> Listing | None:
         try:
@@ -687,6 +687,8 @@ class _LeaseRecords:
         return True
 
 
+#: Most result file names: what :func:`ids.result_name_to_part` accepts without further checks.
+_PLAIN_RESULT = ids.PLAIN_RESULT_NAME
 _SUBDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -698,18 +700,23 @@ def _scan_into(found: list[str], dir_fd: int, prefix: str) -> None:
     speed of find(1).
     """
     subdirs = []
+    plain = _PLAIN_RESULT.fullmatch
+    add = found.append
     with os.scandir(dir_fd) as entries:
         for entry in entries:
             name = entry.name
             if name[0] == ".":
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                if ids.is_valid_part(name, is_last=False):
-                    subdirs.append(name)
-            elif entry.is_file(follow_symlinks=False):
+            if entry.is_file(follow_symlinks=False):
+                match = plain(name)
+                if match is not None:
+                    add(prefix + match.group(1))
+                    continue
                 part = ids.result_name_to_part(name)
                 if part is not None:
-                    found.append(prefix + part)
+                    add(prefix + part)
+            elif entry.is_dir(follow_symlinks=False) and ids.is_valid_part(name, is_last=False):
+                subdirs.append(name)
     for name in subdirs:
         try:
             sub_fd = os.open(name, _SUBDIR_FLAGS, dir_fd=dir_fd)
