@@ -27,6 +27,24 @@ from models import Counter
 from mounting import MODELS, RESULTSFS, Mount, mounted, resultsfs, sh, start, stop, wait_until, write_errno
 from resultsfs import FileBackend, ResultStore, SetBehavior
 
+#: Opens and reads the path in argv[1] until killed; prints each successful open, and each ESTALE
+#: to stderr; any other error ends it with a traceback.
+_OPEN_AND_READ_FOREVER = """
+import errno, os, sys
+while True:
+    try:
+        fd = os.open(sys.argv[1], os.O_RDONLY)
+    except OSError as exc:
+        if exc.errno != errno.ESTALE:
+            raise
+        print("ESTALE", file=sys.stderr, flush=True)
+        continue
+    while os.read(fd, 65536):
+        pass
+    os.close(fd)
+    print("opened", flush=True)
+"""
+
 
 def _envelope(value: int, size: int = 0) -> bytes:
     """A valid Counter envelope, padded (in its payload) to at least ``size`` bytes."""
@@ -246,33 +264,38 @@ class TestWrongDataServed:
         assert target.read_bytes() == moved_in
         assert "replaced by a rename" in os.getxattr(target, "user.results.error").decode()
 
-    def test_a_rename_onto_an_open_result_replaces_it_in_one_step(self, mount: Mount) -> None:
+    def test_a_rename_onto_an_open_result_replaces_it_in_one_step(self, mount: Mount, tmp_path: Path) -> None:
         """A rename onto a result that a reader holds open replaces it in one step: a reader
         elsewhere never finds it missing, and the open reader keeps reading its version.
         (libfuse's hiding of open files, which would make fstat of it work, breaks this: the
-        mount keeps hard_remove.)"""
+        mount keeps hard_remove.) An open that loses the race with a replacement twice in a
+        row gets ESTALE (the kernel retries once; see Known limitations): counted, not failed."""
         here = mount.path("sweep3/lr0.1")
         old = (here / "seed7.json").read_bytes()
+        out, err = tmp_path / "watcher.out", tmp_path / "watcher.err"
         reader = os.open(here / "seed7.json", os.O_RDONLY)
-        watcher = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                f"import os\nwhile True:\n    open({str(here / 'seed7.json')!r}, 'rb').read()",
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        with out.open("w") as out_file, err.open("w") as err_file:
+            watcher = subprocess.Popen(
+                [sys.executable, "-c", _OPEN_AND_READ_FOREVER, str(here / "seed7.json")],
+                stdout=out_file,
+                stderr=err_file,
+            )
         try:
+            wait_until(lambda: "opened" in out.read_text() or watcher.poll() is not None)
             for value in range(20):
                 (here / "t").write_bytes(_envelope(100 + value))
                 os.rename(here / "t", here / "seed7.json")
-            assert watcher.poll() is None, watcher.communicate()[1]  # it never failed to open it
+            watching = watcher.poll() is None
             assert os.pread(reader, len(old) + 1, 0) == old
         finally:
             watcher.kill()
-            watcher.communicate()
+            watcher.wait(timeout=60)
             os.close(reader)
+        errors = err.read_text()
+        assert watching, errors  # it never failed to open or read it, but for ESTALE
+        opened, stale = out.read_text().count("opened"), errors.count("ESTALE")
+        assert opened > 0
+        assert stale <= max(3, opened // 20), f"{stale} of {opened + stale} opens got ESTALE"
         assert json.loads((here / "seed7.json").read_bytes())["data"]["value"] == 119
 
     def test_a_refused_rename_onto_an_open_result_leaves_it_and_its_readers_alone(
