@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import json
@@ -11,12 +12,15 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import FakeClock
 from models import Color, Counter, Inner, Metrics, RunConfig
 from resultsfs import (
     CorruptResultError,
     FileBackend,
+    InvalidResultIdError,
     ModelConflictError,
     ResultConflictError,
     ResultNotFoundError,
@@ -25,6 +29,7 @@ from resultsfs import (
     StoreNotFoundError,
     UnsafePathError,
     get_model_class,
+    ids,
     register_model,
 )
 
@@ -322,3 +327,27 @@ class TestCheck:
         assert not stale.exists()
         assert (store.backend.base_dir / "corrupt.json").exists()
         assert {p.kind for p in store.check().problems} == {"corrupt", "unregistered", "invalid", "foreign"}
+
+
+_TRICKY_PART = st.text(alphabet="-.0a+_é", min_size=1, max_size=3)  # around "/" in code order
+
+
+@settings(max_examples=60, deadline=None)
+@given(rids=st.lists(st.lists(_TRICKY_PART, min_size=1, max_size=3).map("/".join), max_size=25))
+def test_the_directory_walk_finds_ids_in_sorted_order(rids: list[str]) -> None:
+    """scan walks each directory in key order (a subdirectory d sorts as "d/"), so list_ids
+    only has to check the order: the walk alone must give exactly the sorted IDs."""
+    valid = set()
+    for rid in rids:
+        with contextlib.suppress(InvalidResultIdError):
+            valid.add(ids.normalize_id(rid))
+    with tempfile.TemporaryDirectory() as base:
+        for rid in valid:
+            path = Path(base, ids.id_to_relpath(rid))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+        for not_a_result in ["notes.txt", ".x.json", "y.json~", "é.json.tmp", "d.json/z.json", ".h/z.json"]:
+            path = Path(base, not_a_result)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+        assert list(FileBackend(base).scan(())) == sorted(valid)

@@ -687,39 +687,65 @@ class _LeaseRecords:
         return True
 
 
-#: Most result file names: what :func:`ids.result_name_to_part` accepts without further checks.
-_PLAIN_RESULT = ids.PLAIN_RESULT_NAME
 _SUBDIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_NAME = ids.MAX_PART_BYTES + len(ids.SUFFIX)
 
 
 def _scan_into(found: list[str], dir_fd: int, prefix: str) -> None:
-    """Append the ID of every result at or below directory ``dir_fd`` (named ``prefix``).
+    """Append the ID of every result at or below directory ``dir_fd`` (named ``prefix``), sorted.
 
-    Each subdirectory is opened relative to its parent's descriptor, never following a link,
-    and results are gathered in one list: a store of 100,000 results lists at close to the
-    speed of find(1).
+    Each subdirectory is opened relative to its parent's descriptor, never following a link.
+    The walk goes in order: a subdirectory ``d`` takes the place of the key ``prefix + "d/"``
+    among this directory's IDs, which is exactly where every ID below it sorts (no part holds
+    a ``/``). So the list comes out sorted, and sorting it again (``list_ids`` does, for every
+    backend) is one linear pass. Names are checked a directory at a time, without a Python
+    statement per name for the usual ones: a store of 100,000 results lists at close to find(1).
     """
-    subdirs = []
-    plain = _PLAIN_RESULT.fullmatch
-    add = found.append
-    with os.scandir(dir_fd) as entries:
+    with os.scandir(dir_fd) as listing:
+        entries = list(listing)
+    files = [entry.name for entry in entries if entry.is_file(follow_symlinks=False)]
+    # The usual name, valid by construction (ids.PLAIN_RESULT_NAME, in str methods): printable
+    # ASCII (a name never holds "/"), not hidden, ending in ".json", not too long.
+    keys = [
+        prefix + name[:-5]
+        for name in files
+        if name[-5:] == ".json"
+        and name.isascii()
+        and name.isprintable()
+        and name[0] != "."
+        and len(name) <= _MAX_NAME
+    ]
+    if len(keys) < len(files):  # hidden files, scratch files, or result names beyond ASCII
+        for name in files:
+            if name[0] == "." or (
+                name[-5:] == ".json" and name.isascii() and name.isprintable() and len(name) <= _MAX_NAME
+            ):
+                continue  # hidden, or taken above
+            part = ids.result_name_to_part(name)
+            if part is not None:
+                keys.append(prefix + part)
+    subdirs = False
+    if len(files) < len(entries):
         for entry in entries:
             name = entry.name
-            if name[0] == ".":
-                continue
-            if entry.is_file(follow_symlinks=False):
-                match = plain(name)
-                if match is not None:
-                    add(prefix + match.group(1))
-                    continue
-                part = ids.result_name_to_part(name)
-                if part is not None:
-                    add(prefix + part)
-            elif entry.is_dir(follow_symlinks=False) and ids.is_valid_part(name, is_last=False):
-                subdirs.append(name)
-    for name in subdirs:
+            if (
+                name[0] != "."
+                and entry.is_dir(follow_symlinks=False)
+                and ids.is_valid_part(name, is_last=False)
+            ):
+                keys.append(prefix + name + "/")
+                subdirs = True
+    keys.sort()
+    if not subdirs:
+        found.extend(keys)
+        return
+    start = len(prefix)
+    for key in keys:
+        if key[-1] != "/":
+            found.append(key)
+            continue
         try:
-            sub_fd = os.open(name, _SUBDIR_FLAGS, dir_fd=dir_fd)
+            sub_fd = os.open(key[start:-1], _SUBDIR_FLAGS, dir_fd=dir_fd)
         except (FileNotFoundError, NotADirectoryError):
             continue  # removed meanwhile, or swapped for something that is not a directory
         except OSError as exc:
@@ -727,6 +753,6 @@ def _scan_into(found: list[str], dir_fd: int, prefix: str) -> None:
                 continue  # swapped for a symlink meanwhile: never followed
             raise
         try:
-            _scan_into(found, sub_fd, f"{prefix}{name}/")
+            _scan_into(found, sub_fd, key)
         finally:
             os.close(sub_fd)
