@@ -10,8 +10,6 @@ to switch backends, as in results_manager; nothing is copied (``resultsfs copy``
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +18,7 @@ from pydantic import BaseModel
 from resultsfs import ids
 from resultsfs.backends import open_backend
 from resultsfs.backends.base import ResultsBackend
+from resultsfs.delegate import StoreMethods
 from resultsfs.errors import LockTimeoutError
 from resultsfs.ids import ResultId
 from resultsfs.leases import IsolationLevel, check_timeout, default_holder
@@ -31,7 +30,7 @@ T = TypeVar("T", bound=BaseModel)
 DEFAULT_BASE_DIR = "./results"
 
 
-class ResultsManager:
+class ResultsManager(StoreMethods):
     """Store, read and lease typed results by hierarchical ID.
 
     ``base_dir`` is a directory, or a URL naming another backend (``sqlite:///x.db``,
@@ -116,57 +115,3 @@ class ResultsManager:
                     result_id=rid,
                 )
         return store.get(result_id, model_class, namespace)
-
-    def exists(self, result_id: ResultId) -> bool:
-        """True if a result is stored under ``result_id``."""
-        return self.store.exists(result_id)
-
-    def delete(self, result_id: ResultId, holder: str | None = None) -> bool:
-        """Delete a result; False if there was none."""
-        return self.store.delete(result_id, holder)
-
-    def list_ids(self, prefix: ResultId | None = None) -> list[str]:
-        """Every stored ID (below ``prefix``), sorted."""
-        return self.store.list_ids(prefix)
-
-    def clear(self, holder: str | None = None) -> None:
-        """Delete every result not leased by another holder."""
-        self.store.clear(holder)
-
-    def acquire_lock(
-        self,
-        result_id: ResultId,
-        holder: str | None = None,
-        acquire_timeout: float | None = None,
-        hold_timeout: float | None = None,
-    ) -> bool:
-        """Take a lease; see :meth:`ResultStore.acquire_lock`."""
-        return self.store.acquire_lock(result_id, holder, acquire_timeout, hold_timeout)
-
-    def release_lock(self, result_id: ResultId, holder: str | None = None) -> None:
-        """Give a lease back; see :meth:`ResultStore.release_lock`."""
-        self.store.release_lock(result_id, holder)
-
-    def is_locked(self, result_id: ResultId) -> bool:
-        """True while anybody holds a live lease on the result."""
-        return self.store.is_locked(result_id)
-
-    def is_lock_holder(self, result_id: ResultId, holder: str | None = None) -> bool:
-        """True while ``holder`` holds a live lease on the result."""
-        return self.store.is_lock_holder(result_id, holder)
-
-    def wait_for_lock(self, result_id: ResultId, timeout: float | None = None) -> bool:
-        """Wait until nobody holds a lease on the result."""
-        return self.store.wait_for_lock(result_id, timeout)
-
-    @contextmanager
-    def lock(
-        self,
-        result_id: ResultId,
-        holder: str | None = None,
-        acquire_timeout: float | None = None,
-        hold_timeout: float | None = None,
-    ) -> Iterator[None]:
-        """Hold a lease for the duration of a block."""
-        with self.store.lock(result_id, holder, acquire_timeout, hold_timeout):
-            yield

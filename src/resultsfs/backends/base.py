@@ -24,13 +24,13 @@ import abc
 import errno
 import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pendulum
 from pydantic import BaseModel
 
+from resultsfs.delegate import StoreMethods
 from resultsfs.errors import NotSupportedError
 from resultsfs.leases import IsolationLevel, Lease
 
@@ -214,7 +214,7 @@ class Transaction(abc.ABC):
         """Remove the lease record of ``rid`` (nothing if there is none)."""
 
 
-class ResultsBackend(abc.ABC):
+class ResultsBackend(StoreMethods):
     """Where results live: the interface a backend implements (see the module docstring).
 
     IDs passed to a backend are already normalised and valid (:mod:`resultsfs.ids`); a
@@ -328,7 +328,7 @@ class ResultsBackend(abc.ABC):
         """What is wrong in the backend's own storage (foreign entries, unsafe paths, dead lease
         records, leftovers of killed writers); with ``fix``, repair what is safe to repair."""
 
-    def check_alive(self) -> None:  # noqa: B027 - optional: most backends have nothing to check
+    def check_alive(self) -> None:
         """Raise :class:`~resultsfs.errors.StoreReplacedError` if the storage this backend
         opened is no longer where its URL points (a mount must then stop writing)."""
 
@@ -342,7 +342,7 @@ class ResultsBackend(abc.ABC):
         """``statvfs`` figures of the storage, for ``df`` on a mount; ``None`` if unknown."""
         return None
 
-    def close(self) -> None:  # noqa: B027 - optional: a backend may hold nothing
+    def close(self) -> None:
         """Release connections and descriptors; the backend is unusable afterwards."""
 
     def __enter__(self: B) -> B:
@@ -382,60 +382,6 @@ class ResultsBackend(abc.ABC):
     def get(self, result_id: Any, model_class: type[M] | None = None, namespace: str | None = None) -> M:
         """Read and validate a result; see :meth:`ResultStore.get`."""
         return self.store.get(result_id, model_class, namespace)
-
-    def exists(self, result_id: Any) -> bool:
-        """True if a result is stored under ``result_id``."""
-        return self.store.exists(result_id)
-
-    def list_ids(self, prefix: Any = None) -> list[str]:
-        """Every stored ID (below ``prefix``), sorted."""
-        return self.store.list_ids(prefix)
-
-    def delete(self, result_id: Any, holder: str | None = None) -> bool:
-        """Delete a result; False if there was none."""
-        return self.store.delete(result_id, holder)
-
-    def clear(self, holder: str | None = None) -> None:
-        """Delete every result not leased by another holder."""
-        self.store.clear(holder)
-
-    def acquire_lock(
-        self,
-        result_id: Any,
-        holder: str | None = None,
-        acquire_timeout: float | None = None,
-        hold_timeout: float | None = None,
-    ) -> bool:
-        """Take a lease; see :meth:`ResultStore.acquire_lock`."""
-        return self.store.acquire_lock(result_id, holder, acquire_timeout, hold_timeout)
-
-    def release_lock(self, result_id: Any, holder: str | None = None) -> None:
-        """Give a lease back; see :meth:`ResultStore.release_lock`."""
-        self.store.release_lock(result_id, holder)
-
-    def is_locked(self, result_id: Any) -> bool:
-        """True while anybody holds a live lease on the result."""
-        return self.store.is_locked(result_id)
-
-    def is_lock_holder(self, result_id: Any, holder: str | None = None) -> bool:
-        """True while ``holder`` holds a live lease on the result."""
-        return self.store.is_lock_holder(result_id, holder)
-
-    def wait_for_lock(self, result_id: Any, timeout: float | None = None) -> bool:
-        """Wait until nobody holds a lease on the result."""
-        return self.store.wait_for_lock(result_id, timeout)
-
-    @contextmanager
-    def lock(
-        self,
-        result_id: Any,
-        holder: str | None = None,
-        acquire_timeout: float | None = None,
-        hold_timeout: float | None = None,
-    ) -> Iterator[None]:
-        """Hold a lease for the duration of a block."""
-        with self.store.lock(result_id, holder, acquire_timeout, hold_timeout):
-            yield
 
     @staticmethod
     def supports_isolation_level(level: Any) -> bool:
