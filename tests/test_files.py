@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
-import decimal
 import json
 import os
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import FakeClock
-from models import Color, Counter, Inner, Metrics, RunConfig
+from contract import run_config
+from models import Counter, Inner, Metrics
 from resultsfs import (
     CorruptResultError,
     FileBackend,
@@ -51,22 +49,6 @@ RESULTS_MANAGER_FILE = """{
     }
   }
 }"""
-
-
-def run_config() -> RunConfig:
-    return RunConfig(
-        lr=0.1,
-        seed=7,
-        started=datetime.datetime(2026, 11, 21, 12, 30, tzinfo=datetime.timezone.utc),
-        day=datetime.date(2026, 11, 21),
-        run_uuid=uuid.UUID("12345678-1234-5678-1234-567812345678"),
-        budget=decimal.Decimal("12.50"),
-        output=Path("/data/out"),
-        color=Color.BLUE,
-        shape=(3, 4),
-        tags={"a", "b"},
-        inner=Inner(name="x", weights=(0.5, 1.5)),
-    )
 
 
 def files_in(directory: Path) -> list[str]:
