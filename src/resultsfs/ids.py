@@ -156,6 +156,13 @@ def id_to_relpath(result_id: ResultId) -> str:
     return normalize_id(result_id) + SUFFIX
 
 
+def suffix_hint(result_id: str) -> str:
+    """``; did you mean 'eval/z'? ...`` for ``eval/z.json`` (an ID typed as its file name), else ``""``."""
+    if result_id.endswith(SUFFIX) and len(result_id) > len(SUFFIX):
+        return f"; did you mean {result_id[: -len(SUFFIX)]!r}? (an ID has no {SUFFIX} suffix)"
+    return ""
+
+
 def result_name_to_part(name: str) -> str | None:
     """The ID part named by a directory entry, or ``None`` if the entry is not a result.
 

@@ -1161,10 +1161,7 @@ def _check_named(rid: str, named: tuple[str, str], found: tuple[str, str], store
 
 def _not_found(rid: str, where: str = "") -> ResultNotFoundError:
     """A "no result" error, with "did you mean" for an ID typed as its file name (``eval/z.json``)."""
-    hint = ""
-    if rid.endswith(ids.SUFFIX) and len(rid) > len(ids.SUFFIX):
-        hint = f"; did you mean {rid[: -len(ids.SUFFIX)]!r}? (an ID has no {ids.SUFFIX} suffix)"
-    return ResultNotFoundError(f"no result found for ID {rid!r}{where}{hint}", result_id=rid)
+    return ResultNotFoundError(f"no result found for ID {rid!r}{where}{ids.suffix_hint(rid)}", result_id=rid)
 
 
 def _registered(model_type: str, namespace: str, rid: str) -> type[BaseModel]:

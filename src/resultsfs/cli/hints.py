@@ -19,7 +19,7 @@ from resultsfs.errors import (
     StoreNotFoundError,
 )
 from resultsfs.holding import CONFLICT_EXIT
-from resultsfs.ids import SUFFIX
+from resultsfs.ids import suffix_hint
 
 
 class CommandError(click.ClickException):
@@ -57,11 +57,8 @@ def one_line(message: str) -> str:
     return "; ".join(lines) if lines else message
 
 
-def did_you_mean(result_id: str) -> str:
-    """``; did you mean 'eval/z'?`` for ``eval/z.json``: IDs never end in the file suffix."""
-    if result_id.endswith(SUFFIX) and len(result_id) > len(SUFFIX):
-        return f"; did you mean {result_id[: -len(SUFFIX)]!r}? (an ID has no {SUFFIX} suffix)"
-    return ""
+#: ``; did you mean 'eval/z'?`` for ``eval/z.json``: IDs never end in the file suffix.
+did_you_mean = suffix_hint
 
 
 def explain(exc: BaseException) -> str:
@@ -74,7 +71,7 @@ def explain(exc: BaseException) -> str:
         message += "; is --models (or RESULTSFS_MODELS) missing the module that registers it?"
     elif isinstance(exc, ResultExistsError):
         message += "; pass --on-exists overwrite to replace it (or --merge to change some of its fields)"
-    elif isinstance(exc, ResultNotFoundError) and exc.result_id is not None:
+    elif isinstance(exc, ResultNotFoundError) and exc.result_id is not None and "did you mean" not in message:
         message += did_you_mean(exc.result_id)
     elif isinstance(exc, StoreNotFoundError) and "does not exist" in message:
         message += "; resultsfs init --store STORE creates a store"
