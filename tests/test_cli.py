@@ -683,6 +683,18 @@ class TestLockAroundACommand:
         done = run("lock", "top", "--holder", "h", "--", "sh", "-c", f"{' '.join(RESULTSFS)} locks", env=env)
         assert done.stdout.split()[:2] == ["top", "h"]
 
+    def test_put_and_rm_under_the_lease_act_as_its_holder(self, env: dict[str, str], store: Path) -> None:
+        """COMMAND finds the holder in RESULTSFS_HOLDER, which put and rm take as their --holder."""
+        script = f"""echo "holder=$RESULTSFS_HOLDER"; printf '{{"value": 5}}' | {" ".join(RESULTSFS)} put --merge top"""
+        done = run("lock", "top", "--", "sh", "-c", script, env=env, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("holder=") and done.stdout.split()[0].count(":") == 2  # HOST:PID:THREAD
+        assert ResultStore(store).get("top").value == 5 and ResultStore(store).lease("top") is None
+        run("lock", "top", "--holder", "h", "--ttl", "600", env=env)
+        assert "leased by 'h'" in one_error(run("rm", "top", env=env, check=False))
+        run("rm", "top", env={**env, "RESULTSFS_HOLDER": "h"})
+        assert not ResultStore(store).exists("top")
+
     def test_a_lease_held_by_another_is_75_and_the_command_does_not_run(
         self, env: dict[str, str], tmp_path: Path
     ) -> None:

@@ -5,11 +5,13 @@ it runs, a heartbeat renews the lease every third of its lifetime, so a short li
 the result soon after a crash (of this process, or of the machine) and yet never lets the
 lease expire under a long job. The lease records this process's identity
 (:mod:`resultsfs.processes`), so a mount lets COMMAND and every process it starts write as
-the holder.
+the holder. COMMAND also finds the holder in its environment (:data:`HOLDER_ENV`), which
+``resultsfs put`` and ``resultsfs rm`` take as their default ``--holder``.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -24,6 +26,8 @@ from resultsfs.store import ResultStore
 
 #: The exit status when the lease could not be had in time: sysexits' EX_TEMPFAIL ("try again").
 CONFLICT_EXIT = 75
+#: The environment variable that tells COMMAND (and every program it starts) the lease's holder.
+HOLDER_ENV = "RESULTSFS_HOLDER"
 #: The lease's lifetime unless told otherwise, renewed every third of it while COMMAND runs.
 DEFAULT_TTL = 60.0
 
@@ -62,7 +66,7 @@ def run_holding(
     )
     heartbeat.start()
     try:
-        return _run(command, say)
+        return _run(command, say, {**os.environ, HOLDER_ENV: holder})
     finally:
         stop.set()
         heartbeat.join()
@@ -72,9 +76,9 @@ def run_holding(
             say(f"the lease on {rid!r} was lost while {command[0]} ran: {exc}")
 
 
-def _run(command: Sequence[str], say: Callable[[str], None]) -> int:
+def _run(command: Sequence[str], say: Callable[[str], None], env: dict[str, str]) -> int:
     try:
-        child = subprocess.Popen(list(command))
+        child = subprocess.Popen(list(command), env=env)
     except FileNotFoundError:
         say(f"cannot run {command[0]!r}: command not found")
         return 127

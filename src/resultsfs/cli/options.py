@@ -18,6 +18,7 @@ from resultsfs import registry
 from resultsfs.backends import open_backend
 from resultsfs.cli import hints, output
 from resultsfs.errors import ResultsError
+from resultsfs.holding import HOLDER_ENV
 from resultsfs.store import ResultStore, SetBehavior
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -134,7 +135,9 @@ def holder_option(what: str) -> Callable[[F], F]:
         return click.option(
             "--holder",
             metavar="TEXT",
-            help=f"Lease holder to {what} as (default: HOST:PID:THREAD of this command).",
+            envvar=HOLDER_ENV,
+            help=f"Lease holder to {what} as (default: ${HOLDER_ENV}, which `resultsfs lock ID -- "
+            "COMMAND` sets for COMMAND; else HOST:PID:THREAD of this command).",
         )(command)
 
     return decorate
